@@ -1,0 +1,534 @@
+/**
+ * Training kernels for @tensorflow/tfjs-backend-wasm.
+ *
+ * Stock tfjs-backend-wasm 4.22.0 runs the forward Conv2D through XNNPACK (fast), but for training
+ * it lacks `Conv2DBackpropFilter` (so any gradient w.r.t. a conv filter throws) and its
+ * `Conv2DBackpropInput` (every conv2dTranspose and every conv2d input gradient) is a naive scalar
+ * loop, 10-20x slower than the forward conv. This file replaces both with compositions of kernels
+ * the wasm backend already runs fast (Conv2D / DepthwiseConv2dNative via XNNPACK, Transpose,
+ * Reverse, StridedSlice, Concat, Slice, Sum, Fill). Everything stays in the wasm heap; every
+ * intermediate is released through `backend.disposeData` (see `KernelScope`).
+ *
+ * Conv2DBackpropInput (the transposed convolution), NHWC, stride s, filter k, forward top pad P:
+ *   dx[ih] = sum over (oh, kh) with oh*s + kh - P = ih of dy[oh] * W[kh]       (per spatial axis)
+ * Zero insertion (dilate dy by s, then a stride-1 conv with the flipped filter) wastes s^2 of its
+ * multiply-adds on zeros. Instead we use the sub-pixel ("phase") decomposition: output rows with
+ * ih = m*s + rho (rho = 0..s-1) only ever meet the taps kh = j*s + r with r = (rho + P) mod s,
+ * so each of the s*s output phases is an ordinary stride-1 conv of dy with a small sub-filter
+ * (every s-th tap of the spatially flipped, in/out-swapped filter) -- exactly the useful
+ * multiply-adds, no zeros. The phase results are stacked and interleaved with one Transpose,
+ * then cropped to the requested size. Stride 1 is the single-phase case (one Conv2D).
+ * When dx has a single channel XNNPACK's Conv2D wastes most of its output tile (its kernels
+ * compute 8 output channels at a time), so there each phase is a depthwise conv followed by a
+ * channel Sum instead.
+ *
+ * Conv2DBackpropFilter, NHWC:
+ *   dW[kh, kw, ci, co] = sum over (n, oh, ow) of x[n, oh*s + kh - P, ow*s + kw - L, ci] * dy[n, oh, ow, co]
+ * This is itself a convolution in which the batch is the contracted "channel" axis: the input is
+ * x transposed to [C_in, H, W, N] (C_in plays the batch), the filter is dy transposed to
+ * [OH, OW, N, C_out], applied with dilation s (the forward stride) and stride 1; the result
+ * [C_in, kh, kw, C_out] is transposed to [kh, kw, C_in, C_out]. XNNPACK supports dilation
+ * natively, so this costs the same multiply-adds as the forward conv. Rows of x that the
+ * forward conv never reached (e.g. 'valid' with a remainder) are cropped first; 'same'/explicit
+ * padding becomes the conv's explicit padding.
+ *
+ * Only dataFormat 'NHWC' is supported (the wasm Conv2D itself only supports NHWC).
+ *
+ * Audit of the other kernels the project's training graphs use (conv2d, conv2dTranspose,
+ * maxPool, tf.moments batch norm, rsqrt, relu/leakyRelu/sigmoid/softplus, logSumExp, dropout,
+ * dense layers, tf.train.adam): the stock wasm backend registers all of them and their gradient
+ * kernels (MaxPoolGrad included); only the two conv backprop kernels above were missing/slow.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type TensorInfo = tf.TensorInfo;
+type DataId = TensorInfo['dataId'];
+type Pads = [number, number, number, number]; // top, bottom, left, right
+
+/** The part of BackendWasm these kernels rely on. */
+interface WasmBackend {
+  disposeData(dataId: DataId, force?: boolean): boolean;
+  numDataIds(): number;
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+}
+
+const BACKEND = 'wasm';
+const PROFILE = process.env.WK_PROFILE === '1';
+
+// ---------------------------------------------------------------------------------------------
+// Calling the wasm backend's own kernels, with reference counting
+
+const kernelCache = new Map<string, tf.KernelFunc>();
+
+function wasmKernel(name: string): tf.KernelFunc {
+  let fn = kernelCache.get(name);
+  if (fn === undefined) {
+    const config = tf.getKernel(name, BACKEND);
+    if (config === undefined) throw new Error(`wasm-kernels: kernel '${name}' is not registered for 'wasm'`);
+    fn = config.kernelFunc;
+    kernelCache.set(name, fn);
+  }
+  return fn;
+}
+
+/**
+ * Runs backend kernels and remembers every TensorInfo they return, so that all intermediates can
+ * be released (backend.disposeData) once the composite kernel has its result.
+ */
+class KernelScope {
+  private readonly created: TensorInfo[] = [];
+  constructor(private readonly backend: WasmBackend) {}
+
+  run(name: string, inputs: tf.NamedTensorInfoMap | TensorInfo[], attrs: object = {}): TensorInfo {
+    const t0 = performance.now();
+    const out = wasmKernel(name)({
+      inputs: inputs as tf.NamedTensorInfoMap,
+      backend: this.backend,
+      attrs: attrs as tf.NamedAttrMap,
+    });
+    (globalThis as any).__wkTime = ((globalThis as any).__wkTime ?? 0) + performance.now() - t0;
+    { const m = ((globalThis as any).__wkBy ??= {}); m[name] = (m[name] ?? 0) + performance.now() - t0; }
+    if (PROFILE) console.log('  ', name, (performance.now() - t0).toFixed(2), Array.isArray(inputs) ? inputs.map(i => i.shape).join(' ') : Object.values(inputs).map(i => `[${i.shape}]`).join(' '), '->', Array.isArray(out) ? '' : `[${out.shape}]`);
+    if (Array.isArray(out)) throw new Error(`wasm-kernels: kernel '${name}' returned several outputs`);
+    this.created.push(out);
+    return out;
+  }
+
+  /** Release everything created in this scope except `keep`. */
+  disposeAllExcept(keep: TensorInfo | undefined): void {
+    for (const info of this.created) {
+      if (info !== keep) this.backend.disposeData(info.dataId);
+    }
+    this.created.length = 0;
+  }
+
+  // Thin typed wrappers over the kernels used below.
+  reshape(x: TensorInfo, shape: number[]): TensorInfo {
+    return this.run('Reshape', { x }, { shape });
+  }
+  transpose(x: TensorInfo, perm: number[]): TensorInfo {
+    return this.run('Transpose', { x }, { perm });
+  }
+  reverse(x: TensorInfo, dims: number[]): TensorInfo {
+    return this.run('Reverse', { x }, { dims });
+  }
+  slice(x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+    return this.run('Slice', { x }, { begin, size });
+  }
+  stridedSlice(x: TensorInfo, begin: number[], end: number[], strides: number[]): TensorInfo {
+    return this.run('StridedSlice', { x }, {
+      begin, end, strides, beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+    });
+  }
+  concat(xs: TensorInfo[], axis: number): TensorInfo {
+    return this.run('Concat', xs, { axis });
+  }
+  /**
+   * Rows `rows` of the matrix x (null: a row of zeros). Done as contiguous copies on the wasm heap
+   * (like the backend's own Concat and Slice kernels): the stock GatherV2 copies element by
+   * element and Slice first copies all of x, both far slower for gathering filter taps.
+   */
+  gatherRows(x: TensorInfo, rows: ReadonlyArray<number | null>): TensorInfo {
+    const rowLength = x.shape[1];
+    const out = this.backend.makeOutput([rows.length, rowLength], 'float32');
+    this.created.push(out);
+    const src = this.backend.typedArrayFromHeap(x);
+    const dst = this.backend.typedArrayFromHeap(out);
+    rows.forEach((row, i) => {
+      if (row === null) dst.fill(0, i * rowLength, (i + 1) * rowLength);
+      else dst.set(src.subarray(row * rowLength, (row + 1) * rowLength), i * rowLength);
+    });
+    return out;
+  }
+  zeros(shape: number[]): TensorInfo {
+    return this.run('Fill', {}, { shape, value: 0, dtype: 'float32' });
+  }
+  sum(x: TensorInfo, axis: number[]): TensorInfo {
+    return this.run('Sum', { x }, { axis, keepDims: false });
+  }
+  /** Stride-1 NHWC conv with explicit (non-negative) pads. */
+  conv2d(x: TensorInfo, filter: TensorInfo, pads: Pads, dilations: [number, number] = [1, 1]): TensorInfo {
+    return this.run('Conv2D', { x, filter }, {
+      strides: [1, 1], pad: explicitPad(pads), dataFormat: 'NHWC', dilations, dimRoundingMode: undefined,
+    });
+  }
+  /** Stride-1 NHWC depthwise conv (channel multiplier 1) with explicit pads. */
+  depthwiseConv2d(x: TensorInfo, filter: TensorInfo, pads: Pads): TensorInfo {
+    return this.run('DepthwiseConv2dNative', { x, filter }, {
+      strides: [1, 1], pad: explicitPad(pads), dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
+    });
+  }
+}
+
+function explicitPad([top, bottom, left, right]: Pads): tf.backend_util.ExplicitPadding {
+  return [[0, 0], [top, bottom], [left, right], [0, 0]];
+}
+
+/** Run `body` in a fresh scope; all intermediates except the returned result are released. */
+function withScope(backend: WasmBackend, body: (s: KernelScope) => TensorInfo): TensorInfo {
+  const scope = new KernelScope(backend);
+  let result: TensorInfo | undefined;
+  try {
+    result = body(scope);
+    return result;
+  } finally {
+    scope.disposeAllExcept(result);
+  }
+}
+
+/**
+ * Make an explicit padding non-negative: a negative pad means "drop that many rows of x".
+ * Returns the crop (begin, size) along the axis and the remaining pads.
+ */
+function splitNegativePads(size: number, before: number, after: number) {
+  const cropBegin = Math.max(0, -before);
+  const cropEnd = Math.max(0, -after);
+  return { begin: cropBegin, size: size - cropBegin - cropEnd, before: Math.max(0, before), after: Math.max(0, after) };
+}
+
+/** Crop rows/cols of an NHWC tensor so that the given (possibly negative) pads become valid. */
+function cropForPads(s: KernelScope, x: TensorInfo, pads: Pads): { x: TensorInfo; pads: Pads } {
+  const [n, h, w, c] = x.shape;
+  const rows = splitNegativePads(h, pads[0], pads[1]);
+  const cols = splitNegativePads(w, pads[2], pads[3]);
+  const cropped = rows.size !== h || cols.size !== w
+    ? s.slice(x, [0, rows.begin, cols.begin, 0], [n, rows.size, cols.size, c])
+    : x;
+  return { x: cropped, pads: [rows.before, rows.after, cols.before, cols.after] };
+}
+
+function requireNHWC(dataFormat: string, kernel: string): void {
+  if (dataFormat !== 'NHWC') {
+    throw new Error(`wasm ${kernel}: only dataFormat 'NHWC' is supported, got '${dataFormat}'`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropInput: phase decomposition of the transposed convolution
+
+/**
+ * One output phase along one spatial axis: the dx rows ih = m*stride + rho, m = 0..M-1.
+ * With t = ih + P = m*s + (rho + P), r = (rho + P) mod s and c = floor((rho + P) / s), the taps
+ * that reach these rows are kh = j*s + r (j = 0..taps-1), from dy row m + c - j. As a stride-1
+ * correlation over dy, output row m reads dy rows m - lag .. m - lag + taps - 1 (lag = taps-1-c)
+ * with the sub-filter sub[u] = W[(taps-1-u)*s + r] (every s-th tap, flipped).
+ */
+interface AxisPhase {
+  taps: number; // sub-filter length (0: this phase receives no contributions)
+  residue: number; // r: the sub-filter's taps are W[j*s + r]
+  lag: number;
+}
+
+interface AxisPlan {
+  stride: number;
+  dySize: number; // OH
+  rowsPerPhase: number; // M = ceil(dxSize / stride); every phase is computed with M rows
+  phases: AxisPhase[];
+}
+
+function planAxis(stride: number, k: number, padBefore: number, dxSize: number, dySize: number): AxisPlan {
+  const phases: AxisPhase[] = [];
+  for (let rho = 0; rho < stride; rho++) {
+    const residue = (rho + padBefore) % stride;
+    const c = Math.floor((rho + padBefore) / stride);
+    const taps = Math.max(0, Math.ceil((k - residue) / stride));
+    phases.push({ taps, residue, lag: taps - 1 - c });
+  }
+  return { stride, dySize, rowsPerPhase: Math.ceil(dxSize / stride), phases };
+}
+
+/** Filter index (along this axis) of element u of a phase's sub-filter. */
+function phaseTap(axis: AxisPlan, phase: AxisPhase, u: number): number {
+  return (phase.taps - 1 - u) * axis.stride + phase.residue;
+}
+
+/** dy padding (negative: crop) for a conv window reading `lag` rows before m, `taps` rows long. */
+function windowPads(axis: AxisPlan, lag: number, taps: number): [number, number] {
+  return [lag, axis.rowsPerPhase - 1 - lag + taps - 1 - (axis.dySize - 1)];
+}
+
+/**
+ * All phases of one axis as a single window: a common lag and length, each phase's sub-filter
+ * placed at `offset[rho]` within it (the rest of the window are zero taps).
+ */
+function commonWindow(axis: AxisPlan): { lag: number; taps: number; offset: number[] } {
+  const active = axis.phases.filter(p => p.taps > 0);
+  const lag = Math.max(...active.map(p => p.lag));
+  const offset = axis.phases.map(p => lag - p.lag);
+  const taps = Math.max(...axis.phases.map((p, i) => (p.taps > 0 ? offset[i] + p.taps : 0)));
+  return { lag, taps, offset };
+}
+
+interface BackpropInputGeometry {
+  dxShape: [number, number, number, number]; // [N, H, W, C_in]
+  filterShape: [number, number, number, number]; // [kh, kw, C_in, C_out]
+  rows: AxisPlan;
+  cols: AxisPlan;
+}
+
+/**
+ * Below this many dx channels a strided transposed conv computes all phases in one Conv2D
+ * (output channels = phases x C_in): XNNPACK computes output channels in tiles of 8, so separate
+ * per-phase convs with 1-4 output channels would waste most of each tile.
+ */
+const COMBINED_PHASES_MAX_CHANNELS = 8;
+
+function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): TensorInfo {
+  const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+  const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  requireNHWC(attrs.dataFormat, 'Conv2DBackpropInput');
+  const filterShape = filter.shape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
+  const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`wasm Conv2DBackpropInput: dy shape [${dy.shape}] does not match the forward conv ` +
+      `output [${expected}] of input [${attrs.inputShape}] (check the conv2dTranspose outputShape)`);
+  }
+  const g: BackpropInputGeometry = {
+    dxShape: attrs.inputShape,
+    filterShape,
+    rows: planAxis(info.strideHeight, info.filterHeight, info.padInfo.top, info.inHeight, info.outHeight),
+    cols: planAxis(info.strideWidth, info.filterWidth, info.padInfo.left, info.inWidth, info.outWidth),
+  };
+  return withScope(args.backend as WasmBackend, s => {
+    const taps = new FilterTaps(s, filter);
+    const [n, dxH, dxW, dxC] = g.dxShape;
+    let dx: TensorInfo;
+    if (g.rows.stride === 1 && g.cols.stride === 1) dx = singlePhase(s, dy, taps, g);
+    else if (dxC < COMBINED_PHASES_MAX_CHANNELS) dx = combinedPhases(s, dy, taps, g);
+    else dx = separatePhases(s, dy, taps, g);
+    const [, h, w] = dx.shape;
+    return h === dxH && w === dxW ? dx : s.slice(dx, [0, 0, 0, 0], [n, dxH, dxW, dxC]);
+  });
+}
+
+/**
+ * The filter as one row per tap, in/out channels swapped ([kh*kw, C_out*C_in]), from which
+ * (flipped, strided, zero-padded) sub-filters are gathered row by row.
+ */
+class FilterTaps {
+  private readonly rowsOfTaps: TensorInfo;
+  private readonly kw: number;
+
+  constructor(private readonly s: KernelScope, filter: TensorInfo) {
+    const [kh, kw, inC, outC] = filter.shape;
+    this.kw = kw;
+    this.rowsOfTaps = s.reshape(s.transpose(filter, [0, 1, 3, 2]), [kh * kw, outC * inC]);
+  }
+
+  /** Rows for the given (h, w) taps (null: a zero tap), reshaped to `shape`. */
+  gather(taps: ReadonlyArray<readonly [number, number] | null>, shape: number[]): TensorInfo {
+    const rows = taps.map(t => (t === null ? null : t[0] * this.kw + t[1]));
+    return this.s.reshape(this.s.gatherRows(this.rowsOfTaps, rows), shape);
+  }
+}
+
+/** Sub-filter [taps_h, taps_w, C_out, C_in] of one (row phase, col phase). */
+function phaseFilter(taps: FilterTaps, g: BackpropInputGeometry, rp: AxisPhase, cp: AxisPhase): TensorInfo {
+  const [, , inC, outC] = g.filterShape;
+  const list: [number, number][] = [];
+  for (let u = 0; u < rp.taps; u++) {
+    for (let v = 0; v < cp.taps; v++) list.push([phaseTap(g.rows, rp, u), phaseTap(g.cols, cp, v)]);
+  }
+  return taps.gather(list, [rp.taps, cp.taps, outC, inC]);
+}
+
+/** Stride 1: one conv of dy with the whole flipped filter (depthwise + channel sum if dx has 1 channel). */
+function singlePhase(s: KernelScope, dy: TensorInfo, taps: FilterTaps, g: BackpropInputGeometry): TensorInfo {
+  const [rp] = g.rows.phases;
+  const [cp] = g.cols.phases;
+  const sub = phaseFilter(taps, g, rp, cp);
+  const { x, pads } = cropForPads(s, dy, [...windowPads(g.rows, rp.lag, rp.taps), ...windowPads(g.cols, cp.lag, cp.taps)]);
+  if (g.dxShape[3] > 1) return s.conv2d(x, sub, pads);
+  // One output channel: XNNPACK's Conv2D would compute 8 and drop 7; a depthwise conv over dy's
+  // channels followed by their sum does only the useful work.
+  const perChannel = s.depthwiseConv2d(x, sub, pads);
+  return s.reshape(s.sum(perChannel, [3]), [...perChannel.shape.slice(0, 3), 1]);
+}
+
+/**
+ * Strided, many dx channels: one conv per phase with exactly its taps, then the phases are
+ * interleaved: concatenating the column phases on the channel axis interleaves the columns,
+ * stacking the row phases on a new axis 2 interleaves the rows.
+ */
+function separatePhases(s: KernelScope, dy: TensorInfo, taps: FilterTaps, g: BackpropInputGeometry): TensorInfo {
+  const [n, , , c] = g.dxShape;
+  const mh = g.rows.rowsPerPhase;
+  const mw = g.cols.rowsPerPhase;
+  const rowPhases = g.rows.phases.map(rp => {
+    const colPhases = g.cols.phases.map(cp => {
+      if (rp.taps === 0 || cp.taps === 0) return s.zeros([n, mh, mw, c]); // e.g. 1x1 filter, stride 2
+      const pads: Pads = [...windowPads(g.rows, rp.lag, rp.taps), ...windowPads(g.cols, cp.lag, cp.taps)];
+      const cropped = cropForPads(s, dy, pads);
+      return s.conv2d(cropped.x, phaseFilter(taps, g, rp, cp), cropped.pads);
+    });
+    const interleavedCols = colPhases.length === 1 ? colPhases[0] : s.concat(colPhases, 3);
+    return s.reshape(interleavedCols, [n, mh, 1, mw * g.cols.stride * c]);
+  });
+  const stacked = rowPhases.length === 1 ? rowPhases[0] : s.concat(rowPhases, 2);
+  return s.reshape(stacked, [n, mh * g.rows.stride, mw * g.cols.stride, c]);
+}
+
+/**
+ * Strided, few dx channels: all phases in one conv whose output channels are (rho_h, rho_w, c),
+ * each phase's sub-filter zero-padded into a common window; then one Transpose interleaves them.
+ */
+function combinedPhases(s: KernelScope, dy: TensorInfo, taps: FilterTaps, g: BackpropInputGeometry): TensorInfo {
+  const [n, , , c] = g.dxShape;
+  const [, , , outC] = g.filterShape;
+  const { rows, cols } = g;
+  const wh = commonWindow(rows);
+  const ww = commonWindow(cols);
+  const list: ([number, number] | null)[] = [];
+  for (let u = 0; u < wh.taps; u++) {
+    for (let v = 0; v < ww.taps; v++) {
+      rows.phases.forEach((rp, i) => cols.phases.forEach((cp, j) => {
+        const su = u - wh.offset[i];
+        const sv = v - ww.offset[j];
+        const inside = su >= 0 && su < rp.taps && sv >= 0 && sv < cp.taps;
+        list.push(inside ? [phaseTap(rows, rp, su), phaseTap(cols, cp, sv)] : null);
+      }));
+    }
+  }
+  const phasesCount = rows.stride * cols.stride;
+  const byPhase = taps.gather(list, [wh.taps * ww.taps, phasesCount, outC, c]);
+  const filter = s.reshape(s.transpose(byPhase, [0, 2, 1, 3]), [wh.taps, ww.taps, outC, phasesCount * c]);
+  const pads: Pads = [...windowPads(rows, wh.lag, wh.taps), ...windowPads(cols, ww.lag, ww.taps)];
+  const cropped = cropForPads(s, dy, pads);
+  const z = s.conv2d(cropped.x, filter, cropped.pads); // [N, M_h, M_w, (rho_h, rho_w, c)]
+  const mh = rows.rowsPerPhase;
+  const mw = cols.rowsPerPhase;
+  const t = s.transpose(s.reshape(z, [n * mh, mw, rows.stride, cols.stride * c]), [0, 2, 1, 3]);
+  return s.reshape(t, [n, mh * rows.stride, mw * cols.stride, c]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropFilter: a dilated conv contracting over the batch
+
+function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): TensorInfo {
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  requireNHWC(attrs.dataFormat, 'Conv2DBackpropFilter');
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode, false, 'channelsLast');
+  const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`wasm Conv2DBackpropFilter: dy shape [${dy.shape}] does not match the conv output [${expected}]`);
+  }
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
+  const { top, left } = info.padInfo;
+  // Input extent the forward conv touched: rows -top .. (outH-1)*sh + kh - 1 - top.
+  const pads: Pads = [
+    top, (info.outHeight - 1) * sh + kh - info.inHeight - top,
+    left, (info.outWidth - 1) * sw + kw - info.inWidth - left,
+  ];
+  return withScope(args.backend as WasmBackend, s => {
+    const cropped = cropForPads(s, x, pads);
+    const xT = batchToChannels(s, cropped.x); // [C_in, H, W, N]
+    const dyT = s.transpose(dy, [1, 2, 0, 3]); // [OH, OW, N, C_out]
+    const grad = s.conv2d(xT, dyT, cropped.pads, [sh, sw]); // [C_in, kh, kw, C_out]
+    return s.transpose(grad, [1, 2, 0, 3]);
+  });
+}
+
+/**
+ * [N, H, W, C] -> [C, H, W, N]. Done as [N, HW, C] -> [HW, C, N] -> [C, HW, N]: the wasm
+ * Transpose is ~5x faster on these two steps than on the single reversing permutation.
+ */
+function batchToChannels(s: KernelScope, x: TensorInfo): TensorInfo {
+  const [n, h, w, c] = x.shape;
+  const step = s.transpose(s.reshape(x, [n, h * w, c]), [1, 2, 0]);
+  return s.reshape(s.transpose(step, [1, 0, 2]), [c, h, w, n]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxPoolGrad
+
+/**
+ * The stock wasm MaxPoolGrad (and MaxPoolWithArgmax) start the running maximum at 0 instead of
+ * -Infinity, so a window whose values are all negative sends its gradient nowhere (and it takes
+ * ~30 ms for [100,24,24,32]). This replacement follows the cpu backend exactly: each dy value goes
+ * to the first maximum of its window (row-major order, padding excluded), summed where windows
+ * overlap. It is a single pass over x on the wasm heap, channels innermost so reads are
+ * contiguous; composing it from kernels would take several passes per window offset.
+ */
+function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): TensorInfo {
+  const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+  const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
+  const backend = args.backend as WasmBackend;
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  if (dy.shape.some((d, i) => d !== info.outShape[i])) {
+    throw new Error(`wasm MaxPoolGrad: dy shape [${dy.shape}] does not match the pooled shape [${info.outShape}]`);
+  }
+  const out = backend.makeOutput(input.shape, 'float32');
+  const dx = backend.typedArrayFromHeap(out); // views taken after the allocation above
+  dx.fill(0);
+  routeToWindowMaxima(backend.typedArrayFromHeap(input), backend.typedArrayFromHeap(dy), dx, info);
+  return out;
+}
+
+function routeToWindowMaxima(x: Float32Array, dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const best = new Float32Array(c);
+  const bestAt = new Int32Array(c);
+  let dyOffset = 0;
+  for (let b = 0; b < batchSize; b++) {
+    for (let oh = 0; oh < outHeight; oh++) {
+      const h0 = oh * strideHeight - info.padInfo.top;
+      const hBegin = Math.max(0, h0);
+      const hEnd = Math.min(inHeight, h0 + fh);
+      for (let ow = 0; ow < outWidth; ow++, dyOffset += c) {
+        const w0 = ow * strideWidth - info.padInfo.left;
+        const wBegin = Math.max(0, w0);
+        const wEnd = Math.min(inWidth, w0 + fw);
+        best.fill(-Infinity);
+        bestAt.fill(-1);
+        for (let h = hBegin; h < hEnd; h++) {
+          for (let w = wBegin; w < wEnd; w++) {
+            const base = ((b * inHeight + h) * inWidth + w) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = x[base + ch];
+              if (v > best[ch]) {
+                best[ch] = v;
+                bestAt[ch] = base + ch;
+              }
+            }
+          }
+        }
+        for (let ch = 0; ch < c; ch++) {
+          if (bestAt[ch] >= 0) dx[bestAt[ch]] += dy[dyOffset + ch];
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+const TRAINING_KERNELS: ReadonlyArray<{ name: string; kernelFunc: tf.KernelFunc }> = [
+  { name: 'Conv2DBackpropInput', kernelFunc: conv2DBackpropInput },
+  { name: 'Conv2DBackpropFilter', kernelFunc: conv2DBackpropFilter },
+  { name: 'MaxPoolGrad', kernelFunc: maxPoolGrad },
+];
+
+/**
+ * Register the project's wasm training kernels (idempotent). Call before tf.setBackend('wasm');
+ * calling later also works since these kernels need no setup.
+ */
+export function registerWasmTrainingKernels(): void {
+  // The wasm package registers its own kernels when first loaded; load it now so that it cannot
+  // later overwrite ours.
+  require('@tensorflow/tfjs-backend-wasm');
+  for (const { name, kernelFunc } of TRAINING_KERNELS) {
+    const current = tf.getKernel(name, BACKEND);
+    if (current?.kernelFunc === kernelFunc) continue;
+    if (current !== undefined) tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc });
+  }
+}

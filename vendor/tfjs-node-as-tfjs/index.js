@@ -1,0 +1,2 @@
+// danfojs-node requires '@tensorflow/tfjs-node' only for tensor ops; the pure-JS build serves.
+module.exports = require('@tensorflow/tfjs');
