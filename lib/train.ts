@@ -202,7 +202,9 @@ export function trainStep(t: Trainer, stage: StageKind, x01: tf.Tensor4D, labels
 
     const parts: tf.Scalar[] = [];
     m.cfg.stacks.forEach((_, i) => parts.push(dLossParts[i], gParts[3 * i], gParts[3 * i + 1], gParts[3 * i + 2]));
-    return tf.stack(parts) as tf.Tensor1D;
+    const stacked = tf.stack(parts) as tf.Tensor1D;
+    tf.dispose(parts); // kept out of the gradient scopes above; tidy will not free them
+    return stacked;
   });
 }
 
@@ -278,6 +280,8 @@ export interface TrainOptions {
   progress?: boolean;
   /** Called after every read-back of the losses. */
   onLog?: (e: HistoryEntry) => void;
+  /** Called after every step with the number of steps done (notebooks, tests). */
+  onStep?: (t: Trainer, stepsDone: number) => void;
 }
 
 export interface TrainResult {
@@ -381,6 +385,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       y.dispose();
       pending.push({ step, losses });
       step += 1;
+      opts.onStep?.(trainer, step);
       if (step % cfg.logEvery === 0 || step === total) await flush();
       if (step % cfg.checkpointEvery === 0 || step === total) {
         await flush(); // a checkpoint is only written after its losses were checked

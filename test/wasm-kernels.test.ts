@@ -171,6 +171,30 @@ test('conv2d / conv2dTranspose and their gradients match cpu on model-like shape
   for (const [i, c] of MODEL_CASES.entries()) await checkCase(c, 5000 + 10 * i);
 });
 
+test('maxPool gradient matches cpu (negative windows, ties, overlapping windows, padding)', async () => {
+  const cases: [Shape4, number, number, Pad][] = [
+    [[2, 6, 6, 3], 2, 2, 'valid'], [[3, 7, 5, 4], 2, 2, 'same'], [[2, 7, 7, 2], 3, 1, 'valid'],
+    [[2, 7, 6, 5], 3, 2, 'same'], [[1, 9, 9, 1], 2, 2, 1], [[100, 24, 24, 8], 2, 2, 'valid'],
+  ];
+  for (const [i, [shape, filterSize, stride, pad]] of cases.entries()) {
+    const noise = randn(size(shape), 8000 + i);
+    // Rounded values make ties common (also all-zero windows, as after a ReLU); the stock wasm
+    // kernel lost the gradient of windows whose values are all negative.
+    const xData = i % 2 === 0 ? noise : noise.map(v => Math.round(v * 2) / 2);
+    const compute = () => {
+      const x = tf.tensor4d(xData, shape);
+      const pool = (t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, filterSize, stride, pad as 'same' | 'valid' | number);
+      const y = pool(x);
+      const dy = tf.tensor(randn(y.size, 8500 + i), y.shape);
+      return [y, tf.grad(pool)(x, dy)];
+    };
+    const expected = await on('cpu', compute);
+    const actual = await on('wasm', compute);
+    assertClose(actual[0], expected[0], `maxPool ${JSON.stringify([shape, filterSize, stride, pad])}`);
+    assertClose(actual[1], expected[1], `maxPool gradient ${JSON.stringify([shape, filterSize, stride, pad])}`);
+  }
+});
+
 test('NCHW is rejected with a clear error', async () => {
   await tf.setBackend('wasm');
   const x = tf.zeros([1, 2, 4, 4]);

@@ -1,0 +1,5 @@
+// Every `sgan` subcommand, registered in this order (help lists them so).
+export { registerTrain as train } from './train';
+export { registerSample as sample } from './sample';
+export { registerTrainEncoder as trainEncoder, registerEvalEncoder as evalEncoder } from './encoder';
+export { registerData as data } from './data';
