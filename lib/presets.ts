@@ -103,13 +103,13 @@ export function presetConfig(experiment: ExperimentName, preset: PresetName, see
       ...base,
       batchSize: 64,
       stages: [
-        { kind: 'independent', epochs: 3 },
-        { kind: 'joint', epochs: 2 },
+        { kind: 'independent', epochs: 2 },
+        { kind: 'joint', epochs: 1 },
       ],
-      checkpointEvery: 100,
+      checkpointEvery: 50,
       logEvery: 25,
       encoderEpochs: 3,
-      scale: 'CPU quick preset: 3 independent + 2 joint epochs over the 8,000 embedded training digits, batch 64 (paper: 200 epochs per stage on 60,000 digits, batch 100)',
+      scale: 'CPU quick preset: 2 independent + 1 joint epoch over the 8,000 embedded training digits, batch 64 (paper: 200 epochs of joint training on 60,000 digits, batch 100)',
     };
   }
   return {

@@ -61,11 +61,13 @@ function assertClose(actual: Result, expected: Result, label: string, tol = 1e-4
 
 interface ConvCase {
   x: Shape4; // conv2d input [N, H, W, C_in]
-  k: number;
+  k: number | [number, number];
   cout: number;
-  stride: number;
+  stride: number | [number, number];
   pad: Pad;
 }
+
+const kernelSize = (c: ConvCase): [number, number] => (typeof c.k === 'number' ? [c.k, c.k] : c.k);
 
 function label(c: ConvCase): string {
   return `x=[${c.x}] k=${c.k} cout=${c.cout} s=${c.stride} pad=${JSON.stringify(c.pad)}`;
@@ -73,7 +75,7 @@ function label(c: ConvCase): string {
 
 /** conv2d output shape, computed by tfjs's own shape logic. */
 function convOutShape(c: ConvCase): Shape4 {
-  const info = tf.backend_util.computeConv2DInfo(c.x, [c.k, c.k, c.x[3], c.cout], c.stride, 1, c.pad);
+  const info = tf.backend_util.computeConv2DInfo(c.x, [...kernelSize(c), c.x[3], c.cout], c.stride, 1, c.pad);
   return info.outShape as Shape4;
 }
 
@@ -83,7 +85,7 @@ function convOutShape(c: ConvCase): Shape4 {
  * input and filter, all with random upstream gradients.
  */
 function convComputations(c: ConvCase, seed: number): () => tf.Tensor[] {
-  const filterShape: Shape4 = [c.k, c.k, c.x[3], c.cout];
+  const filterShape: Shape4 = [...kernelSize(c), c.x[3], c.cout];
   const yShape = convOutShape(c);
   const xData = randn(size(c.x), seed);
   const wData = randn(size(filterShape), seed + 1);
@@ -146,6 +148,11 @@ const MODEL_CASES: ConvCase[] = [
   { x: [2, 28, 28, 2], k: 5, cout: 3, stride: 2, pad: 'valid' }, // 28 <- 12: (28 - 5) % 2 = 1
   { x: [2, 28, 28, 1], k: 4, cout: 4, stride: 2, pad: 'same' }, // even kernel
   { x: [2, 11, 10, 4], k: 3, cout: 5, stride: 3, pad: 'same' }, // stride 3, H != W
+  { x: [2, 14, 13, 1], k: 5, cout: 64, stride: 1, pad: 'valid' }, // 1 dx channel, many dy channels
+  { x: [3, 9, 9, 1], k: 3, cout: 24, stride: 1, pad: 'same' },
+  { x: [2, 9, 8, 5], k: [3, 5], cout: 4, stride: [2, 1], pad: 'same' }, // non-square kernel and strides
+  { x: [2, 9, 8, 12], k: [5, 3], cout: 6, stride: [1, 2], pad: 'valid' },
+  { x: [2, 10, 9, 3], k: [2, 3], cout: 8, stride: [2, 3], pad: [[0, 0], [1, 0], [0, 2], [0, 0]] },
 ];
 
 before(async () => {
@@ -213,12 +220,16 @@ test('repeated calls do not leak tensors or wasm data', async () => {
     { x: [3, 9, 8, 9], k: 3, cout: 4, stride: 2, pad: 'valid' }, // separate phases + crops
     { x: [3, 9, 8, 1], k: 3, cout: 4, stride: 1, pad: 'valid' }, // depthwise single phase
     { x: [3, 9, 8, 8], k: 1, cout: 4, stride: 2, pad: 1 }, // zero phases, cropped dy
+    { x: [3, 9, 8, 8], k: 5, cout: 4, stride: 1, pad: 'valid' }, // blocks of taps
+    { x: [3, 9, 8, 1], k: 3, cout: 24, stride: 1, pad: 'same' }, // 1x1 GEMM + one-hot col2im
   ];
+  const x = tf.tensor4d(randn(3 * 9 * 8 * 4, 7100), [3, 9, 8, 4]);
   const round = () => {
     for (const [i, c] of cases.entries()) {
       const outs = tf.tidy(convComputations(c, 7000 + i));
       tf.dispose(outs);
     }
+    tf.dispose(tf.tidy(() => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 2, 2, 'same'))(x)));
   };
   round(); // warm-up: any lazily created state
   const tensors = tf.memory().numTensors;
@@ -226,11 +237,12 @@ test('repeated calls do not leak tensors or wasm data', async () => {
   for (let i = 0; i < 3; i++) round();
   assert.equal(tf.memory().numTensors, tensors);
   assert.equal(backend.numDataIds(), dataIds);
+  x.dispose();
 });
 
 // ---------------------------------------------------------------------------------------------
-// A few Adam steps of a small CNN: encoder conv + maxpool, batch norm via tf.moments, dense
-// layers, a transposed-conv decoder.
+// A few Adam steps of a small CNN: encoder conv + maxpool, dropout (fixed seed), batch norm via
+// tf.moments, dense layers, a transposed-conv decoder.
 
 const MODEL_SHAPES: Record<string, number[]> = {
   c1: [5, 5, 1, 6], c2: [3, 3, 6, 8], d1: [5 * 5 * 8, 16], gamma: [16], beta: [16],
@@ -244,7 +256,7 @@ function modelLoss(p: Record<string, tf.Variable>, x: tf.Tensor4D): tf.Scalar {
   h = tf.leakyRelu(tf.conv2d(h, p.c2 as tf.Tensor4D, 2, 'same'), 0.2); // 6
   h = tf.maxPool(h, 2, 1, 'valid'); // 5
   // (no bias before batch norm: its gradient is exactly zero, i.e. pure rounding noise)
-  let f = tf.matMul(h.reshape([n, -1]), p.d1 as tf.Tensor2D);
+  let f = tf.matMul(tf.dropout(h.reshape([n, -1]), 0.25, undefined, 123), p.d1 as tf.Tensor2D);
   const { mean, variance } = tf.moments(f, 0);
   f = tf.add(tf.mul(tf.mul(tf.sub(f, mean), tf.rsqrt(tf.add(variance, 1e-5))), p.gamma), p.beta);
   f = tf.softplus(f);
