@@ -78,6 +78,15 @@ export async function initBackend(forced: string | undefined = process.env.SGAN_
   throw new Error(`no tfjs backend could be loaded:\n  ${failures.join('\n  ')}`);
 }
 
+/** XNNPACK threads the wasm backend computes with (undefined before it is initialised). */
+export function wasmThreadsCount(): number | undefined {
+  try {
+    return (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount();
+  } catch {
+    return undefined;
+  }
+}
+
 /** The backend chosen by initBackend (throws if none was chosen yet). */
 export function activeBackend(): BackendName {
   if (active === null) throw new Error('initBackend() has not been called');

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { EXPERIMENTS, ExperimentName, PRESETS, PresetName, applyAblation, presetConfig } from '../../lib/presets';
 import { defaultRunDir, runTraining } from '../../lib/run';
 import { choiceOption, intOption, printJsonLine, startBackend } from '../common';
@@ -16,6 +16,7 @@ interface TrainOpts {
   baseline?: 'dcgan';
   encoder?: string;
   meanImage?: string;
+  lr?: number;
 }
 
 export function registerTrain(program: Command): void {
@@ -34,10 +35,16 @@ export function registerTrain(program: Command): void {
     .option('--baseline <kind>', 'dcgan: one GAN with G0\'s architecture conditioned on labels', choiceOption('baseline', ['dcgan'] as const))
     .option('--encoder <file.npz>', 'use this encoder (ours or the authors\') instead of pre-training one')
     .option('--mean-image <file.npy>', 'mean image for --encoder (CIFAR-10/SVHN)')
+    .option('--lr <rate>', 'Adam learning rate for G and D (default: the preset\'s)', (v: string) => {
+      const x = Number(v);
+      if (!(x > 0 && x < 1)) throw new InvalidArgumentError(`--lr must be in (0, 1), got "${v}"`);
+      return x;
+    })
     .action(async (o: TrainOpts) => {
       const backend = await startBackend();
       const ablation = { noEntropy: !o.entropy, noCond: !o.cond, noJoint: !o.joint, baseline: o.baseline ?? null };
       const cfg = applyAblation(presetConfig(o.experiment, o.preset, o.seed), ablation);
+      if (o.lr !== undefined) cfg.adam = { ...cfg.adam, lr: o.lr };
       const outDir = o.out ?? defaultRunDir(o.experiment, o.preset, o.seed, ablation);
       const r = await runTraining({ cfg, dataDir: o.dataDir, outDir, resume: !!o.resume, encoderFile: o.encoder, meanImageFile: o.meanImage, backend });
       const last = r.meta.history[r.meta.history.length - 1];

@@ -1,0 +1,28 @@
+/**
+ * Paper Sec. 4.3 / Table 2-3: which parts of SGAN matter. Rows as in the paper; "DCGAN" is one GAN
+ * with G0's architecture conditioned on labels instead of fc3, with the losses named.
+ * Run for MNIST (default), CIFAR-10 and SVHN (`--dataset`, with --data-dir).
+ */
+import { ExperimentSpec, Variant } from '../lib/experiment';
+import { ExperimentName } from '../lib/presets';
+
+export const ABLATION_VARIANTS: Variant[] = [
+  { id: 'sgan', label: 'SGAN (joint)', ablation: {} },
+  { id: 'sgan-nojoint', label: 'SGAN-no-joint', ablation: { noJoint: true } },
+  { id: 'dcgan-adv-cond-ent', label: 'DCGAN (Ladv + Lcond + Lent)', ablation: { baseline: 'dcgan' } },
+  { id: 'dcgan-adv-cond', label: 'DCGAN (Ladv + Lcond)', ablation: { baseline: 'dcgan', noEntropy: true } },
+  { id: 'dcgan-adv-ent', label: 'DCGAN (Ladv + Lent)', ablation: { baseline: 'dcgan', noCond: true } },
+  { id: 'dcgan-adv', label: 'DCGAN (Ladv)', ablation: { baseline: 'dcgan', noCond: true, noEntropy: true } },
+  { id: 'sgan-noent', label: 'SGAN without entropy loss', ablation: { noEntropy: true } },
+];
+
+export function ablation(dataset: ExperimentName = 'mnist'): ExperimentSpec {
+  return {
+    name: dataset === 'mnist' ? 'ablation' : `ablation-${dataset}`,
+    title: `Ablation on ${dataset}: joint training, entropy and conditional losses`,
+    dataset,
+    variants: ABLATION_VARIANTS,
+    seeds: { smoke: [1, 2], quick: [1, 2, 3], paper: [1, 2, 3] },
+    evalSamples: { smoke: 200, quick: 1000, paper: 50000 },
+  };
+}
