@@ -3,10 +3,14 @@
  * which implementation sits underneath. Order of preference (fastest first):
  *   gpu        @tensorflow/tfjs-node-gpu  (libtensorflow + CUDA; optional dependency)
  *   tensorflow @tensorflow/tfjs-node      (libtensorflow on the CPU; optional dependency)
- *   wasm       @tensorflow/tfjs-backend-wasm + the project's training kernels (lib/wasm-kernels.ts)
+ *   wasm       @tensorflow/tfjs-backend-wasm + the project's training kernels (lib/wasm-kernels.ts),
+ *              multi-threaded (see startNodeWasmThreads; SGAN_WASM_THREADS=1 for one thread)
  *   cpu        the plain JavaScript backend that ships with @tensorflow/tfjs
  * SGAN_BACKEND=gpu|tensorflow|wasm|cpu forces one and fails loudly if it cannot be loaded.
  */
+import * as os from 'os';
+import * as path from 'path';
+import * as workerThreads from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 
@@ -32,11 +36,10 @@ async function tryLoad(name: BackendName): Promise<string | null> {
       }
       case 'wasm': {
         require('@tensorflow/tfjs-backend-wasm');
-        // The threaded build spawns workers from blob: URLs, which Node cannot run; the SIMD
-        // single-thread build is what works here.
-        tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
         registerWasmTrainingKernels();
-        if (!(await tf.setBackend('wasm'))) return 'setBackend("wasm") returned false';
+        const threads = wasmThreadsWanted();
+        const ok = threads > 1 ? await startNodeWasmThreads(threads, () => tf.setBackend('wasm')) : await startSingleThreaded();
+        if (!ok) return 'setBackend("wasm") returned false';
         break;
       }
       case 'cpu':
@@ -47,6 +50,101 @@ async function tryLoad(name: BackendName): Promise<string | null> {
     return null;
   } catch (e) {
     return (e as Error).message.split('\n')[0];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wasm backend's threads in Node
+
+/** XNNPACK threads wanted: SGAN_WASM_THREADS, else one per core (tfjs pre-creates 8 workers at most). */
+function wasmThreadsWanted(): number {
+  const env = process.env.SGAN_WASM_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`SGAN_WASM_THREADS: expected an integer >= 1, found "${env}"`);
+    return Math.min(n, 8);
+  }
+  return Math.min(os.availableParallelism(), 8);
+}
+
+async function startSingleThreaded(): Promise<boolean> {
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  return tf.setBackend('wasm');
+}
+
+/**
+ * tfjs-backend-wasm ships a threaded SIMD build (emscripten pthreads, which run on worker_threads
+ * in Node) but never uses it in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there, tensorflow/tfjs
+ * issue 3830). Two things stop it, both worked around here while the backend starts (`start`):
+ *  1. Its pthread workers are created from blob: URLs (worker script and main script are Blobs),
+ *     which Node's Worker cannot load. Emscripten takes its Worker class from worker_threads when
+ *     its module is created; we hand it a subclass that runs the same worker script (shipped as
+ *     wasm-out/tfjs-backend-wasm-threaded-simd.worker.js) as eval code, and points the worker's
+ *     'load' message at the shipped main script (wasm-out/tfjs-backend-wasm-threaded-simd.js, the
+ *     same emscripten output as the Blob, for the same .wasm file) instead of the Blob.
+ *  2. Its C++ caps XNNPACK's thread pool at emscripten_num_logical_cores() / 2 (it assumes two
+ *     hyper-threads per core), i.e. os.cpus().length / 2 in Node: 1 thread on a 2-core machine. So
+ *     os.cpus reports 2 x `threads` entries while the module initialises, and is restored after.
+ * A running pthread holds a ref on its worker, which would keep Node alive after the main script is
+ * done; pthread workers ignore ref() (as the single-threaded build has no workers to wait for).
+ * Falls back to one thread (with a warning) if the threaded build cannot start.
+ */
+async function startNodeWasmThreads(threads: number, start: () => Promise<boolean>): Promise<boolean> {
+  const pkg = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  const wasmOut = path.join(pkg, 'wasm-out');
+  const { wasmWorkerContents } = require(path.join(wasmOut, 'tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
+  // As tfjs does before making its Blob: the shipped template literal turned "\n" into newlines.
+  const workerSource = wasmWorkerContents.replace(/\n/g, '\\n');
+  const mainScript = path.join(wasmOut, 'tfjs-backend-wasm-threaded-simd.js');
+  // The real module objects, which emscripten require()s (an `import * as` binding is a copy).
+  const threadsModule = require('worker_threads') as { Worker: typeof workerThreads.Worker };
+  const osModule = require('os') as { cpus: typeof os.cpus };
+  const NodeWorker = threadsModule.Worker;
+  class PthreadWorker extends NodeWorker {
+    private readonly pthread: boolean;
+    constructor(file: string | URL, options?: workerThreads.WorkerOptions) {
+      const blob = typeof file === 'string' && file.startsWith('blob:');
+      super(blob ? workerSource : file, blob ? { ...options, eval: true } : options);
+      this.pthread = blob;
+    }
+    override postMessage(message: unknown, transfer?: readonly workerThreads.TransferListItem[]): void {
+      const m = message as { cmd?: string; urlOrBlob?: unknown } | null;
+      if (this.pthread && m?.cmd === 'load' && typeof m.urlOrBlob !== 'string') message = { ...m, urlOrBlob: mainScript };
+      super.postMessage(message, transfer);
+    }
+    override ref(): void {
+      if (!this.pthread) super.ref();
+    }
+  }
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as { setThreadsCount(n: number): void };
+  const cpus = osModule.cpus;
+  let why = 'setBackend("wasm") returned false';
+  try {
+    threadsModule.Worker = PthreadWorker;
+    osModule.cpus = () => {
+      const real = cpus();
+      return Array.from({ length: 2 * threads }, (_, i) => real[i % real.length]);
+    };
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+    wasm.setThreadsCount(threads);
+    if (await start()) return true;
+  } catch (e) {
+    why = (e as Error).message.split('\n')[0];
+  } finally {
+    threadsModule.Worker = NodeWorker;
+    osModule.cpus = cpus;
+  }
+  // tfjs keeps the backend's factory after a failed start, so it can be started again without threads.
+  process.stderr.write(`warning: the threaded wasm backend did not start (${why}); using one thread\n`);
+  return startSingleThreaded();
+}
+
+/** XNNPACK threads the wasm backend computes with (undefined before it is initialised). */
+export function wasmThreadsCount(): number | undefined {
+  try {
+    return (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount();
+  } catch {
+    return undefined;
   }
 }
 
@@ -76,15 +174,6 @@ export async function initBackend(forced: string | undefined = process.env.SGAN_
     failures.push(`${name}: ${why}`);
   }
   throw new Error(`no tfjs backend could be loaded:\n  ${failures.join('\n  ')}`);
-}
-
-/** XNNPACK threads the wasm backend computes with (undefined before it is initialised). */
-export function wasmThreadsCount(): number | undefined {
-  try {
-    return (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount();
-  } catch {
-    return undefined;
-  }
 }
 
 /** The backend chosen by initBackend (throws if none was chosen yet). */

@@ -293,8 +293,9 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Metrics
   const fidReference = opts.fidReference ?? 'train';
   const { model, meta, file } = loadModel(opts.checkpoint);
   const { enc, judge, owned } = judgeEncoder(opts, model, meta.encoder.source);
-  const judges = await buildJudges(opts, enc, judge);
+  let judges: Judges | null = null;
   try {
+    judges = await buildJudges(opts, enc, judge);
     const experiment = meta.config.experiment;
     const test = loadDataset(experiment, { split: 'test', dataDir: opts.dataDir });
     if (test.height !== enc.cfg.size || test.channels !== enc.cfg.channels) {
@@ -346,7 +347,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Metrics
     if (opts.out) writeJsonAtomic(opts.out, metrics);
     return metrics;
   } finally {
-    judges.inception?.dispose();
+    judges?.inception?.dispose();
     if (owned) enc.dispose();
     model.dispose();
     model.encoder.dispose();

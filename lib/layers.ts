@@ -23,8 +23,13 @@ export interface Init {
   std: number;
 }
 
-function normalInit(shape: number[], init: Init, name: string): tf.Tensor {
-  return tf.randomNormal(shape, 0, init.std, 'float32', deriveSeed(init.seed, name));
+/** A variable whose initial value is freed with the scope (tf.tidy never disposes variables). */
+function param(initial: () => tf.Tensor, trainable = true): tf.Variable {
+  return tf.tidy(() => tf.variable(initial(), trainable));
+}
+
+function normalInit(shape: number[], init: Init, name: string, trainable = true): tf.Variable {
+  return param(() => tf.randomNormal(shape, 0, init.std, 'float32', deriveSeed(init.seed, name)), trainable);
 }
 
 function prefixed(prefix: string, vars: NamedVariables, into: NamedVariables): void {
@@ -43,8 +48,8 @@ export class Dense implements Module {
   readonly b: tf.Variable | null;
   constructor(name: string, nIn: number, nOut: number, init: Init, opts: { bias?: boolean; trainable?: boolean } = {}) {
     const trainable = opts.trainable ?? true;
-    this.W = tf.variable(normalInit([nIn, nOut], init, `${name}.W`), trainable);
-    this.b = opts.bias === false ? null : tf.variable(tf.zeros([nOut]), trainable);
+    this.W = normalInit([nIn, nOut], init, `${name}.W`, trainable);
+    this.b = opts.bias === false ? null : param(() => tf.zeros([nOut]), trainable);
   }
   apply(x: tf.Tensor2D): tf.Tensor2D {
     const y = tf.matMul(x, this.W as tf.Tensor2D) as tf.Tensor2D;
@@ -71,8 +76,8 @@ export class Conv2d implements Module {
     init: Init,
     trainable = true,
   ) {
-    this.W = tf.variable(normalInit([cfg.kernel, cfg.kernel, cfg.in, cfg.out], init, `${name}.W`), trainable);
-    this.b = cfg.bias === false ? null : tf.variable(tf.zeros([cfg.out]), trainable);
+    this.W = normalInit([cfg.kernel, cfg.kernel, cfg.in, cfg.out], init, `${name}.W`, trainable);
+    this.b = cfg.bias === false ? null : param(() => tf.zeros([cfg.out]), trainable);
   }
   apply(x: tf.Tensor4D): tf.Tensor4D {
     const p = this.cfg.pad;
@@ -104,8 +109,8 @@ export class Deconv2d implements Module {
     readonly cfg: { kernel: number; in: number; out: number; stride: number; pad: 'same' | 'valid'; bias?: boolean },
     init: Init,
   ) {
-    this.W = tf.variable(normalInit([cfg.kernel, cfg.kernel, cfg.out, cfg.in], init, `${name}.W`));
-    this.b = cfg.bias === false ? null : tf.variable(tf.zeros([cfg.out]));
+    this.W = normalInit([cfg.kernel, cfg.kernel, cfg.out, cfg.in], init, `${name}.W`);
+    this.b = cfg.bias === false ? null : param(() => tf.zeros([cfg.out]));
   }
   outSize(inSize: number): number {
     const { stride, kernel, pad } = this.cfg;
@@ -146,10 +151,10 @@ export class BatchNorm implements Module {
   readonly runningMean: tf.Variable;
   readonly runningVar: tf.Variable;
   constructor(readonly channels: number) {
-    this.gamma = tf.variable(tf.ones([channels]));
-    this.beta = tf.variable(tf.zeros([channels]));
-    this.runningMean = tf.variable(tf.zeros([channels]), false);
-    this.runningVar = tf.variable(tf.ones([channels]), false);
+    this.gamma = param(() => tf.ones([channels]));
+    this.beta = param(() => tf.zeros([channels]));
+    this.runningMean = param(() => tf.zeros([channels]), false);
+    this.runningVar = param(() => tf.ones([channels]), false);
   }
   apply<T extends tf.Tensor>(x: T, mode: Mode): T {
     const axes = x.shape.slice(0, -1).map((_, i) => i);

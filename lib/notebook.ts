@@ -233,7 +233,8 @@ export function showSampleGrids(exp: NotebookExperiment, variant = exp.spec.vari
   for (const kind of kinds) {
     const f = gridFile(dir, variant, kind);
     if (!fs.existsSync(f)) {
-      display().markdown(`*${variant} ${kind}: no grid (${kind === 'level1' ? 'a single-stack model has no level 1' : `missing ${f}`})*`);
+      const singleStack = Boolean(exp.spec.variants.find((v) => v.id === variant)?.ablation.baseline);
+      display().markdown(`*${variant} ${kind}: no grid (${kind === 'level1' && singleStack ? 'a single-stack model has no level 1' : `missing ${f}`})*`);
       continue;
     }
     display().markdown(`**${variant}, ${kind}**: ${GRID_CAPTIONS[kind]}`);
@@ -466,9 +467,11 @@ export function plotlyLoaderHtml(src: string = plotlySource()): string {
 
 let plotlyEnabled = false;
 
-/** Load plotly.js into the notebook page (once per kernel session; figures call it if needed). */
-export function enablePlotly(opts: { force?: boolean } = {}): void {
-  if (plotlyEnabled && !opts.force) return;
+/**
+ * Load plotly.js into the notebook page. Figures call it themselves the first time in a kernel
+ * session; call it again after reloading the page (the page-side guard skips a second copy).
+ */
+export function enablePlotly(): void {
   display().html(plotlyLoaderHtml());
   plotlyEnabled = true;
 }
@@ -496,7 +499,7 @@ export function figureHtml(fig: Figure, id = `sgan-plot-${randomBytes(6).toStrin
 }
 
 export function showFigure(fig: Figure): void {
-  enablePlotly();
+  if (!plotlyEnabled) enablePlotly();
   display().html(figureHtml(fig));
 }
 

@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/backend';
 import { Encoder, MNIST_ENCODER } from '../lib/encoder';
+import { Judgement } from '../lib/evaluate';
 import { encoderClassifier, inceptionInput, loadGraphModelFromDir, loadInceptionClassifier, outputIsSoftmax, readModelJson } from '../lib/metrics/classifier';
 
 before(async () => {
@@ -215,5 +216,44 @@ test('encoder judge: softmax of the encoder logits, with fc3 as features', async
   close(await out.probs.data(), await ref.data(), 1e-6, 'probs');
   assert.deepEqual(out.features!.shape, [4, 256]);
   tf.dispose([x, out.probs, out.features!, ref]);
+  enc.dispose();
+});
+
+test('evaluation with an Inception model: Inception score and FID features come from it, class consistency from the encoder', async () => {
+  const dir = tmpDir();
+  const K = 1001;
+  const Wc = new Float32Array(3 * K).map((_, i) => Math.cos(i) * 3);
+  writeGraphModel(
+    dir,
+    [
+      placeholder('images', [-1, 8, 8, 3]),
+      op('pool', 'Mean', ['images', 'axes'], { T: F, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } }),
+      matMul('logits', 'pool', 'Wc'),
+    ],
+    [{ name: 'axes', shape: [2], data: new Int32Array([1, 2]) }, { name: 'Wc', shape: [3, K], data: Wc }],
+  );
+  const inception = await loadInceptionClassifier({ modelDir: dir, size: 8, classNode: 'logits', poolNode: 'pool' });
+  const enc = new Encoder(MNIST_ENCODER, 4);
+  const encoder = encoderClassifier(enc);
+  const n = 40;
+  const judgement = new Judgement(n, 4, encoder, inception, 'inception', 3, 10, 1000);
+  const x = tf.randomUniform([n, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+  // The labels the encoder predicts, so class consistency must come out exactly 1.
+  const predicted = Int32Array.from(tf.tidy(() => tf.argMax(enc.classify(x), 1)).dataSync());
+  for (let s = 0; s < n; s += 16) {
+    const b = tf.slice(x, [s, 0, 0, 0], [Math.min(16, n - s), -1, -1, -1]);
+    await judgement.add(b, predicted.subarray(s, s + b.shape[0]));
+    b.dispose();
+  }
+  const r = judgement.result();
+  assert.equal(r.classConsistency, 1);
+  assert.equal(r.inceptionScore!.n, n);
+  assert.ok(r.inceptionScore!.mean > 1);
+  // FID features are the 3-d pool: the mean of the network input (resized, mapped to [-1,1]).
+  assert.equal(r.gaussian!.mean.length, 3);
+  const inputMean = tf.tidy(() => tf.mean(inceptionInput(x, 8, '-1,1')).dataSync()[0]);
+  assert.ok(Math.abs(r.gaussian!.mean[0] - inputMean) < 1e-5, `${r.gaussian!.mean[0]} vs ${inputMean}`);
+  tf.dispose(x);
+  inception.dispose();
   enc.dispose();
 });

@@ -3,14 +3,13 @@
  * Inception-v3 model), FID, per-level diversity and the real data's own scores (lib/evaluate.ts).
  * Prints the metrics as the last stdout line; --out also writes them to a JSON file.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { CLASSIFIER_CHOICES, ClassifierChoice, evaluateCheckpoint } from '../../lib/evaluate';
 import { INPUT_RANGES, InputRange, OutputKind } from '../../lib/metrics/classifier';
 import { DEFAULT_DUPLICATE_THRESHOLD } from '../../lib/metrics/diversity';
 import { DEFAULT_SPLITS } from '../../lib/metrics/inception-score';
 import { Split } from '../../lib/datasets/dataset';
 import { choiceOption, intOption, printJsonLine, startBackend } from '../common';
-import { InvalidArgumentError } from 'commander';
 
 interface EvaluateCliOptions {
   checkpoint: string;
@@ -48,7 +47,7 @@ export function registerEvaluate(program: Command): void {
     .command('evaluate')
     .description('judge a checkpoint: class consistency, classifier/Inception score, FID, per-level diversity, real-data reference scores')
     .requiredOption('--checkpoint <dir>', 'run folder or checkpoint.bin')
-    .option('--n <n>', 'samples to generate (Inception-score convention: 50000)', intOption('--n', 20), 50000)
+    .option('--n <n>', 'samples to generate (Inception-score convention: 50000)', intOption('--n', 2), 50000)
     .option('--seed <n>', 'noise seed', intOption('--seed', 0), 1)
     .option('--batch-size <n>', 'samples generated and judged at a time', intOption('--batch-size', 1), 100)
     .option('--splits <n>', 'parts the score is averaged over', intOption('--splits', 1), DEFAULT_SPLITS)
