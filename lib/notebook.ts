@@ -123,6 +123,8 @@ export interface NotebookExperiment {
   preset: PresetName;
   /** The seeds of the grid (the spec's for the preset unless SGAN_SEEDS / settings say otherwise). */
   seeds: number[];
+  /** Where the cells' run folders (checkpoints) are. */
+  runsRoot: string;
   /** loaded: results existed; ran: trained and evaluated now; needs-data: skipped (see note). */
   status: 'loaded' | 'ran' | 'needs-data';
   note: string;
@@ -158,7 +160,7 @@ export async function openExperiment(
   s: NotebookSettings,
   o: { backend?: string; log?: (line: string) => void; progress?: boolean } = {},
 ): Promise<NotebookExperiment> {
-  const base = { spec, preset: s.preset, seeds: s.seeds ?? spec.seeds[s.preset] };
+  const base = { spec, preset: s.preset, seeds: s.seeds ?? spec.seeds[s.preset], runsRoot: s.runsRoot };
   const existing = loadExperimentResults(spec, s.preset, s.resultsRoot);
   if (hasTable(existing)) {
     return { ...base, status: 'loaded', note: `loaded ${spec.name} results (preset ${s.preset}) from ${existing.dir}`, results: existing };
@@ -254,13 +256,21 @@ export function showGridComparison(exp: NotebookExperiment, kind: GridKind, vari
   showImagesSideBySide(items);
 }
 
-/** The checkpoint of one cell (default: the first seed of the first variant). */
+/**
+ * The checkpoint of one cell (default: the first seed of the first variant). The cell file records
+ * it as the run saw it: a relative path is taken from the repository root (where `sgan experiment`
+ * runs), else the cell's folder under the runs root is used.
+ */
 export function cellCheckpoint(exp: NotebookExperiment, cellId?: string): string {
   if (exp.results === null) throw new Error(`${exp.spec.name}: no results (${exp.note})`);
   const id = cellId ?? `${exp.spec.variants[0].id}-s${exp.seeds[0]}`;
   const file = path.join(exp.results.dir, 'cells', `${id}.json`);
   if (!fs.existsSync(file)) throw new Error(`${file}: no such cell`);
-  return (JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult).checkpoint;
+  const recorded = (JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult).checkpoint;
+  const candidates = [path.resolve(repoRoot(), recorded), path.join(exp.runsRoot, `${exp.spec.name}-${exp.preset}`, id)];
+  const found = candidates.find((c) => fs.existsSync(c));
+  if (!found) throw new Error(`cell ${id}: no checkpoint at ${candidates.join(' or ')}`);
+  return found;
 }
 
 /**

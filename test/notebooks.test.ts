@@ -232,6 +232,17 @@ describe('lib/notebook: tables and results', () => {
       assert.match(String(shown[2].value), /level1: no grid \(missing .*sgan-level1\.png\)/);
       assert.match(String(shown[3].value), /fixed fc3 per row; z0 varies/);
       assert.match(String(shown[5].value), /<table class="sgan-table">/);
+      // The cell's checkpoint: as recorded when it exists, else the cell's folder under the runs root.
+      fs.mkdirSync(path.join(dir, 'cells'));
+      fs.writeFileSync(path.join(dir, 'cells', 'sgan-s1.json'), JSON.stringify({ checkpoint: 'runs/mnist-quick/sgan-s1/checkpoint.bin' }));
+      assert.throws(() => nb.cellCheckpoint(exp), /cell sgan-s1: no checkpoint at .*runs\/mnist-quick\/sgan-s1\/checkpoint\.bin or /);
+      fs.mkdirSync(path.join(root, 'mnist-quick', 'sgan-s1'));
+      assert.equal(nb.cellCheckpoint(exp), path.join(root, 'mnist-quick', 'sgan-s1'));
+      const abs = path.join(root, 'elsewhere.bin');
+      fs.writeFileSync(abs, '');
+      fs.writeFileSync(path.join(dir, 'cells', 'sgan-s1.json'), JSON.stringify({ checkpoint: abs }));
+      assert.equal(nb.cellCheckpoint(exp), abs);
+      assert.throws(() => nb.cellCheckpoint(exp, 'sgan-s9'), /sgan-s9\.json: no such cell/);
       const side = nb.imagesHtml([{ title: 'with <ent>', png }, { title: 'without', png }]);
       assert.equal(side.match(/<img src="data:image\/png;base64,/g)?.length, 2);
       assert.match(side, /with &lt;ent&gt;/);
