@@ -142,6 +142,14 @@ export interface Mode {
 /**
  * Batch norm as in the authors' code: batch mean and (biased) variance over all axes but the last,
  * eps 1e-6, learned scale and shift, running averages with momentum 0.9 for deterministic sampling.
+ *
+ * In training the layer has its own gradient (tf.customGrad) instead of tfjs differentiating
+ * tf.moments and the normalisation op by op: the same function and the same forward values, but
+ * the backward pass takes 5 elementwise passes over the activation and 2 reductions instead of ~15
+ * passes and 5 reductions (and saves one tensor for it instead of ~8). With M values per channel,
+ * xc = x - mean, rstd = 1/sqrt(var + eps), xhat = xc * rstd, y = gamma * xhat + beta:
+ *   dbeta = sum(dy);  dgamma = sum(dy * xhat) = rstd * sum(dy * xc);
+ *   dx = gamma * rstd * (dy - dbeta / M - xhat * dgamma / M).
  */
 export class BatchNorm implements Module {
   static readonly EPS = 1e-6;
@@ -157,18 +165,36 @@ export class BatchNorm implements Module {
     this.runningVar = param(() => tf.ones([channels]), false);
   }
   apply<T extends tf.Tensor>(x: T, mode: Mode): T {
+    if (mode.training) return this.normalizeWithBatchStatistics(x, !!mode.updateStats);
+    const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(this.runningVar, BatchNorm.EPS)));
+    return tf.add(tf.mul(tf.sub(x, this.runningMean), scale), this.beta) as T;
+  }
+  private normalizeWithBatchStatistics<T extends tf.Tensor>(x: T, updateStats: boolean): T {
     const axes = x.shape.slice(0, -1).map((_, i) => i);
-    let mean: tf.Tensor;
-    let variance: tf.Tensor;
-    if (mode.training) {
-      ({ mean, variance } = tf.moments(x, axes));
-      if (mode.updateStats) this.updateRunning(mean, variance);
-    } else {
-      mean = this.runningMean;
-      variance = this.runningVar;
-    }
-    const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(variance, BatchNorm.EPS)));
-    return tf.add(tf.mul(tf.sub(x, mean), scale), this.beta) as T;
+    const perChannel = x.size / x.shape[x.rank - 1];
+    const forward = (input: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, save: tf.GradSaveFunc) => {
+      const mean = tf.mean(input, axes);
+      const centred = tf.sub(input, mean);
+      const variance = tf.mean(tf.square(centred), axes);
+      if (updateStats) this.updateRunning(mean, variance);
+      const rstd = tf.rsqrt(tf.add(variance, BatchNorm.EPS));
+      const scale = tf.mul(gamma, rstd);
+      save([centred, rstd, scale]);
+      return {
+        value: tf.add(tf.mul(centred, scale), beta),
+        gradFunc: (dy: tf.Tensor, [xc, r, sc]: tf.Tensor[]) => {
+          const dbeta = tf.sum(dy, axes);
+          const dgamma = tf.mul(tf.sum(tf.mul(dy, xc), axes), r);
+          // dx = sc * dy - xc * (sc * r * dgamma / M) - sc * dbeta / M
+          const alongXc = tf.mul(sc, tf.mul(r, tf.div(dgamma, perChannel)));
+          const constant = tf.mul(sc, tf.div(dbeta, perChannel));
+          const dx = tf.sub(tf.sub(tf.mul(dy, sc), tf.mul(xc, alongXc)), constant);
+          return [dx, dgamma, dbeta];
+        },
+      };
+    };
+    const f = tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(x, this.gamma, this.beta) as T;
   }
   private updateRunning(mean: tf.Tensor, variance: tf.Tensor): void {
     const m = BatchNorm.MOMENTUM;

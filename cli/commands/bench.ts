@@ -1,5 +1,5 @@
 /**
- * `sgan bench [--json] [--iters N] [--warmup N] [--backends list] [--no-torch] [--profile] [--out FILE]`:
+ * `sgan bench [--json] [--iters N] [--warmup N] [--backends list] [--no-torch] [--profile] [--wasm-threads N] [--out FILE]`:
  * ms per training iteration (MNIST and CIFAR-10 SGAN, paper architecture, batch 100), sampling and
  * classifier throughput, peak RSS, on every backend that loads, and the ratio to the PyTorch peer
  * (lib/bench.ts). The report goes to results/bench/latest.json (atomically, with provenance).
@@ -31,6 +31,7 @@ interface BenchOpts {
   torch: boolean;
   torchScript: string;
   profile?: boolean;
+  wasmThreads?: number;
   out: string;
 }
 
@@ -47,8 +48,11 @@ export function registerBench(program: Command): void {
     .option('--no-torch', 'do not run the PyTorch reference')
     .option('--torch-script <file>', 'the PyTorch reference', DEFAULT_TORCH_SCRIPT)
     .option('--profile', 'also profile one iteration per experiment (per-kernel totals)')
+    .option('--wasm-threads <n>', 'threads of the wasm backend (default: SGAN_WASM_THREADS, else one per idle core)', intOption('--wasm-threads', 1))
     .option('--out <file>', 'where the JSON report goes', path.join('results', 'bench', 'latest.json'))
     .action(async (o: BenchOpts) => {
+      // Read by lib/backend.ts when the wasm backend starts (a started wasm backend keeps its threads).
+      if (o.wasmThreads !== undefined) process.env.SGAN_WASM_THREADS = String(o.wasmThreads);
       const report = await runBench({
         iters: o.iters,
         warmup: o.warmup,
