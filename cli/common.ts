@@ -29,6 +29,16 @@ export function intListOption(name: string) {
   };
 }
 
+/** Comma-separated choices ("wasm,cpu"), duplicates dropped. */
+export function choiceListOption<T extends string>(name: string, choices: readonly T[]) {
+  return (v: string): T[] => {
+    const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const bad = parts.filter((p) => !(choices as readonly string[]).includes(p));
+    if (parts.length === 0 || bad.length > 0) throw new InvalidArgumentError(`${name} must be a comma-separated list of ${choices.join('|')}, got "${v}"`);
+    return [...new Set(parts)] as T[];
+  };
+}
+
 /** Start the backend (SGAN_BACKEND or the fastest available) and say which, on stderr. */
 export async function startBackend(): Promise<BackendName> {
   const b = await initBackend();

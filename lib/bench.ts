@@ -272,7 +272,6 @@ async function benchExperiment(
   e: BenchExperiment, opts: BenchOptions, counts: { iters: number; warmup: number }, afterIteration: () => void,
 ): Promise<ExperimentBench> {
   const log = opts.log ?? (() => {});
-  const tensorsBefore = tf.memory().numTensors;
   const b = setUp(e);
   try {
     log(`  ${e}: iteration (batch ${TRAIN_BATCH}, ${opts.stage}) x ${counts.iters} after ${counts.warmup} warm-up`);

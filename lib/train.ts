@@ -14,10 +14,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Adam, namedGrads } from './adam';
-import { CheckpointHeader, LoadedCheckpoint, loadCheckpoint, prefixVars, restoreVariables, saveCheckpoint, checkpointPath } from './checkpoint';
+import { LoadedCheckpoint, loadCheckpoint, prefixVars, restoreVariables, saveCheckpoint, checkpointPath } from './checkpoint';
 import { ImageDataset, epochPermutation, imageBatch, labelBatch } from './datasets/dataset';
 import { Encoder, EncoderConfig } from './encoder';
-import { Mode, NamedVariables } from './layers';
+import { Mode } from './layers';
 import {
   discriminatorAdversarialLoss,
   entropyLoss,
@@ -400,4 +400,3 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   return { trainer, meta: meta(), checkpoint };
 }
 
-export type { CheckpointHeader };

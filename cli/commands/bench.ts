@@ -4,22 +4,13 @@
  * classifier throughput, peak RSS, on every backend that loads, and the ratio to the PyTorch peer
  * (lib/bench.ts). The report goes to results/bench/latest.json (atomically, with provenance).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import * as path from 'path';
 import { writeJsonAtomic } from '../../lib/atomic';
 import { BackendName, BACKEND_ORDER } from '../../lib/backend';
 import { BENCH_EXPERIMENTS, BenchExperiment, DEFAULT_TORCH_SCRIPT, formatReport, runBench } from '../../lib/bench';
 import { StageKind } from '../../lib/presets';
-import { choiceOption, intOption, printJsonLine } from '../common';
-
-function listOption<T extends string>(name: string, choices: readonly T[]) {
-  return (v: string): T[] => {
-    const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    const bad = parts.filter((p) => !(choices as readonly string[]).includes(p));
-    if (parts.length === 0 || bad.length > 0) throw new InvalidArgumentError(`${name} must be a comma-separated list of ${choices.join('|')}, got "${v}"`);
-    return [...new Set(parts)] as T[];
-  };
-}
+import { choiceListOption, choiceOption, intOption, printJsonLine } from '../common';
 
 interface BenchOpts {
   json?: boolean;
@@ -42,8 +33,8 @@ export function registerBench(program: Command): void {
     .option('--json', 'print only the JSON report')
     .option('--iters <n>', 'timed iterations per measurement (at least 10)', intOption('--iters', 10), 10)
     .option('--warmup <n>', 'untimed iterations before each measurement', intOption('--warmup', 0), 2)
-    .option('--backends <list>', `backends to try, comma-separated (${BACKEND_ORDER.join(',')}); cpu is only timed when listed here`, listOption('--backends', BACKEND_ORDER))
-    .option('--experiments <list>', `which SGANs (${BENCH_EXPERIMENTS.join(',')})`, listOption('--experiments', BENCH_EXPERIMENTS), [...BENCH_EXPERIMENTS])
+    .option('--backends <list>', `backends to try, comma-separated (${BACKEND_ORDER.join(',')}); cpu is only timed when listed here`, choiceListOption('--backends', BACKEND_ORDER))
+    .option('--experiments <list>', `which SGANs (${BENCH_EXPERIMENTS.join(',')})`, choiceListOption('--experiments', BENCH_EXPERIMENTS), [...BENCH_EXPERIMENTS])
     .option('--stage <kind>', 'training stage of the timed iteration (the PyTorch peer times independent)', choiceOption('stage', ['independent', 'joint'] as const), 'independent')
     .option('--no-torch', 'do not run the PyTorch reference')
     .option('--torch-script <file>', 'the PyTorch reference', DEFAULT_TORCH_SCRIPT)
