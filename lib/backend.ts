@@ -38,7 +38,7 @@ async function tryLoad(name: BackendName): Promise<string | null> {
       case 'wasm': {
         require('@tensorflow/tfjs-backend-wasm');
         registerWasmTrainingKernels();
-        const threads = wasmThreadsWanted();
+        const threads = await wasmThreadsWanted();
         const ok = threads > 1 ? await startNodeWasmThreads(threads, () => tf.setBackend('wasm')) : await startSingleThreaded();
         if (!ok) return 'setBackend("wasm") returned false';
         break;
@@ -58,15 +58,17 @@ async function tryLoad(name: BackendName): Promise<string | null> {
 // The wasm backend's threads in Node
 
 /**
- * XNNPACK threads wanted: SGAN_WASM_THREADS if set, else one per core that is not already busy
- * (cores minus the 1-minute load average, rounded; at least 1; tfjs pre-creates 8 workers at most).
+ * XNNPACK threads wanted: SGAN_WASM_THREADS if set, else one per core that other processes are not
+ * using right now (at least 1; tfjs pre-creates 8 workers at most). "Right now" is measured, not
+ * guessed from the load average (a 1-minute average that still counts a job that ended seconds ago):
+ * busy CPU time of the whole machine over a short window, minus this process's own CPU time.
  * Why not always one per core: XNNPACK splits every op evenly over its threads and waits for the
  * slowest, so a thread that shares its core with another process makes every op wait. Measured on
  * the 2-core machine with one other busy process: MNIST iteration 2055 ms with 2 threads, 1821 ms
- * with 1. Results do not depend on the thread count (bit-identical losses and weights), so this is
- * purely a speed setting.
+ * with 1; on the quiet machine 1054 ms with 2 threads, 1761 ms with 1. Results do not depend on the
+ * thread count (bit-identical losses and weights), so this is purely a speed setting.
  */
-function wasmThreadsWanted(): number {
+async function wasmThreadsWanted(): Promise<number> {
   const env = process.env.SGAN_WASM_THREADS;
   if (env !== undefined && env !== '') {
     const n = Number(env);
@@ -74,8 +76,24 @@ function wasmThreadsWanted(): number {
     return Math.min(n, 8);
   }
   const cores = os.availableParallelism();
-  const idle = cores - Math.round(os.loadavg()[0]);
-  return Math.max(1, Math.min(idle, cores, 8));
+  const busy = await coresBusyElsewhere(300);
+  return Math.max(1, Math.min(cores - Math.round(busy), 8));
+}
+
+/** Cores' worth of CPU time that other processes used during the last `ms` milliseconds. */
+export async function coresBusyElsewhere(ms: number): Promise<number> {
+  const machineBusy = () => os.cpus().reduce((sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0); // ms
+  const ownBusy = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000; // ms
+  };
+  const m0 = machineBusy();
+  const o0 = ownBusy();
+  const t0 = process.hrtime.bigint();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
+  const others = machineBusy() - m0 - (ownBusy() - o0);
+  return Math.max(0, others / elapsed);
 }
 
 async function startSingleThreaded(): Promise<boolean> {

@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BACKEND_ORDER, BackendName, initBackend, wasmThreadsCount } from './backend';
 import { CIFAR_ENCODER, Encoder, EncoderConfig, MNIST_ENCODER } from './encoder';
 import { StageKind, presetConfig } from './presets';
+import { sharedPath } from './paths';
 import { Provenance, provenance } from './provenance';
 import { Trainer, createTrainer, trainStep } from './train';
 
@@ -41,7 +42,7 @@ export const EVAL_BATCH = 500;
 export const CPU_ITERS = 2;
 export const CPU_WARMUP = 1;
 
-export const DEFAULT_TORCH_SCRIPT = path.resolve(__dirname, '../../shared/reference/torch_sgan_mnist.py');
+export const DEFAULT_TORCH_SCRIPT = sharedPath('reference', 'torch_sgan_mnist.py');
 const PYTHON = '/usr/bin/python3';
 
 export interface BenchOptions {

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic } from './atomic';
 import { evaluateCheckpoint } from './evaluate';
-import { Ablation, ExperimentName, PresetName, applyAblation, presetConfig } from './presets';
+import { Ablation, ExperimentName, PresetName, StageSpec, TrainConfig, applyAblation, presetConfig } from './presets';
 import { Provenance, provenance } from './provenance';
 import { RunOptions, prepareEncoder, runTraining } from './run';
 import { GRID_KINDS, writeSampleGrid } from './sample';
@@ -30,6 +30,32 @@ export interface ExperimentSpec {
   seeds: Record<PresetName, number[]>;
   /** Samples generated for the evaluation of each cell. */
   evalSamples: Record<PresetName, number>;
+  /**
+   * A shorter training schedule than the preset's for this experiment's cells (a grid of many cells
+   * must fit the preset's budget too); its `scale` note replaces the preset's in every result.
+   */
+  schedule?: Partial<Record<PresetName, ScheduleOverride>>;
+  /**
+   * Further judges of every cell besides the grid's own encoder, used when their files exist (e.g. the
+   * paper authors' pre-trained encoder in ../shared): each adds `<id>_class_consistency` and
+   * `<id>_classifier_score_mean` to the cell's metrics and a column to the table.
+   */
+  judges?: ExternalJudge[];
+}
+
+export interface ScheduleOverride {
+  stages: StageSpec[];
+  encoderEpochs?: number;
+  scale: string;
+}
+
+export interface ExternalJudge {
+  id: string;
+  /** Column label, e.g. "class consistency (authors' E)". */
+  label: string;
+  /** Encoder .npz in the authors' layout, and its mean image where the dataset needs one. */
+  file: string;
+  meanImage?: string;
 }
 
 export interface Shard {
@@ -77,6 +103,12 @@ export const TABLE_COLUMNS: Column[] = [
   { key: 'duplicate_fraction', label: 'near-duplicates', digits: 3 },
 ];
 
+/** The table's columns: TABLE_COLUMNS, then one per external judge that judged some cell. */
+export function tableColumns(spec: ExperimentSpec, results: CellResult[]): Column[] {
+  const judged = (spec.judges ?? []).filter((j) => results.some((r) => r.metrics[`${j.id}_class_consistency`] !== undefined));
+  return [...TABLE_COLUMNS, ...judged.map((j) => ({ key: `${j.id}_class_consistency`, label: j.label, digits: 3 }))];
+}
+
 export function resultsDir(spec: ExperimentSpec, preset: PresetName, root = 'results'): string {
   return path.join(root, `${spec.name}-${preset}`);
 }
@@ -104,9 +136,26 @@ export function parseShard(s: string): Shard {
 
 const cellFile = (dir: string, cell: Cell) => path.join(dir, 'cells', `${cell.id}.json`);
 
+/** The training config of one cell: the preset's, with the experiment's schedule, then the variant's ablation. */
+export function cellConfig(spec: ExperimentSpec, preset: PresetName, seed: number, ablation: Ablation = {}): TrainConfig {
+  const cfg = presetConfig(spec.dataset, preset, seed);
+  const schedule = spec.schedule?.[preset];
+  if (schedule) {
+    cfg.stages = schedule.stages.map((st) => ({ ...st }));
+    if (schedule.encoderEpochs !== undefined) cfg.encoderEpochs = schedule.encoderEpochs;
+    cfg.scale = schedule.scale;
+  }
+  return applyAblation(cfg, ablation);
+}
+
+/** The external judges whose files are present here. */
+export function availableJudges(spec: ExperimentSpec): ExternalJudge[] {
+  return (spec.judges ?? []).filter((j) => fs.existsSync(j.file) && (j.meanImage === undefined || fs.existsSync(j.meanImage)));
+}
+
 async function runCell(spec: ExperimentSpec, cell: Cell, o: ExperimentOptions, encoder: { file: string }): Promise<CellResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const cfg = applyAblation(presetConfig(spec.dataset, o.preset, cell.seed), cell.variant.ablation);
+  const cfg = cellConfig(spec, o.preset, cell.seed, cell.variant.ablation);
   const runDir = path.join(o.runsRoot ?? 'runs', `${spec.name}-${o.preset}`, cell.id);
   const t0 = Date.now();
   log(`[${spec.name}/${o.preset}] cell ${cell.id}: training -> ${runDir}`);
@@ -115,7 +164,15 @@ async function runCell(spec: ExperimentSpec, cell: Cell, o: ExperimentOptions, e
   });
   trained.trainer.model.dispose();
   log(`[${spec.name}/${o.preset}] cell ${cell.id}: evaluating ${spec.evalSamples[o.preset]} samples`);
-  const metrics = await evaluateCheckpoint({ checkpoint: runDir, n: spec.evalSamples[o.preset], seed: cell.seed, dataDir: o.dataDir, progress: o.progress });
+  const metrics: Record<string, unknown> = { ...(await evaluateCheckpoint({ checkpoint: runDir, n: spec.evalSamples[o.preset], seed: cell.seed, dataDir: o.dataDir, progress: o.progress })) };
+  for (const j of availableJudges(spec)) {
+    log(`[${spec.name}/${o.preset}] cell ${cell.id}: judging with ${j.file}`);
+    const m = await evaluateCheckpoint({ checkpoint: runDir, n: spec.evalSamples[o.preset], seed: cell.seed, dataDir: o.dataDir, progress: o.progress, encoder: j.file, meanImage: j.meanImage });
+    metrics[`${j.id}_judge`] = m.judge;
+    metrics[`${j.id}_class_consistency`] = m.class_consistency;
+    metrics[`${j.id}_classifier_score_mean`] = m.classifier_score_mean;
+    metrics[`real_${j.id}_class_consistency`] = m.real_class_consistency;
+  }
   const out = resultsDir(spec, o.preset, o.resultsRoot);
   if (cell.seed === (o.seeds ?? spec.seeds[o.preset])[0]) {
     const { model } = loadModel(runDir);
@@ -127,7 +184,7 @@ async function runCell(spec: ExperimentSpec, cell: Cell, o: ExperimentOptions, e
   }
   return {
     cell: { id: cell.id, variant: cell.variant.id, label: cell.variant.label, seed: cell.seed },
-    metrics: metrics as unknown as Record<string, unknown>,
+    metrics,
     history: trained.meta.history,
     checkpoint: trained.checkpoint,
     trainSeconds: trained.meta.trainSeconds,
@@ -169,7 +226,7 @@ export async function runExperiment(spec: ExperimentSpec, o: ExperimentOptions):
 }
 
 async function sharedEncoder(spec: ExperimentSpec, o: ExperimentOptions, encDir: string): Promise<string> {
-  const cfg = presetConfig(spec.dataset, o.preset, 1);
+  const cfg = cellConfig(spec, o.preset, 1);
   const opts: RunOptions = { cfg, dataDir: o.dataDir, outDir: encDir, resume: true, backend: o.backend, progress: o.progress, log: o.log };
   const { encoder } = await prepareEncoder(opts);
   encoder.dispose();
@@ -193,24 +250,25 @@ export function mergeExperiment(
     throw new Error(`${dir}: cannot build the table, missing cells: ${missing.join(', ')}`);
   }
   const results = cells.map((c) => JSON.parse(fs.readFileSync(cellFile(dir, c), 'utf8')) as CellResult);
+  const columns = tableColumns(spec, results);
   const rows: TableRow[] = spec.variants.map((v) =>
-    aggregateRow(v.label, results.filter((r) => r.cell.variant === v.id).map((r) => r.metrics), TABLE_COLUMNS),
+    aggregateRow(v.label, results.filter((r) => r.cell.variant === v.id).map((r) => r.metrics), columns),
   );
   // The real data's own scores, as the paper reports real-data Inception scores.
-  const realColumns = TABLE_COLUMNS.map((c) => ({ ...c }));
-  const real = results.map((r) => ({
-    classifier_score_mean: r.metrics.real_classifier_score_mean ?? null,
-    inception_score_mean: r.metrics.real_inception_score_mean ?? null,
-    class_consistency: r.metrics.real_class_consistency ?? null,
-  }));
-  rows.push(aggregateRow('Real data (test split)', real.slice(0, 1), realColumns));
+  const real: Record<string, unknown> = {
+    classifier_score_mean: results[0].metrics.real_classifier_score_mean ?? null,
+    inception_score_mean: results[0].metrics.real_inception_score_mean ?? null,
+    class_consistency: results[0].metrics.real_class_consistency ?? null,
+  };
+  for (const j of spec.judges ?? []) real[`${j.id}_class_consistency`] = results[0].metrics[`real_${j.id}_class_consistency`] ?? null;
+  rows.push(aggregateRow('Real data (test split)', [real], columns));
   // The table's backend is the cells' (a merge may run anywhere).
   const backends = [...new Set(results.map((r) => r.provenance.backend))].join(', ');
-  const prov = provenance({ seed: seeds, backend: backends, preset: o.preset, scale: presetConfig(spec.dataset, o.preset).scale });
+  const prov = provenance({ seed: seeds, backend: backends, preset: o.preset, scale: cellConfig(spec, o.preset, seeds[0]).scale });
   const cellsProv = results.map((r) => ({ cell: r.cell.id, ...r.provenance }));
   writeFileAtomic(path.join(dir, 'table.csv'), toCsv(rows));
-  writeJsonAtomic(path.join(dir, 'table.json'), { title: spec.title, columns: TABLE_COLUMNS, rows: toJsonRows(rows), provenance: prov, cells: cellsProv });
-  writeFileAtomic(path.join(dir, 'table.md'), toMarkdown(rows, TABLE_COLUMNS));
+  writeJsonAtomic(path.join(dir, 'table.json'), { title: spec.title, columns, rows: toJsonRows(rows), provenance: prov, cells: cellsProv });
+  writeFileAtomic(path.join(dir, 'table.md'), toMarkdown(rows, columns));
   // metrics.json: the first variant's metrics (the experiment's headline model, mean over seeds),
   // plus every cell's own metrics.
   const headline = results.filter((r) => r.cell.variant === spec.variants[0].id).map((r) => r.metrics);
@@ -222,11 +280,11 @@ export function mergeExperiment(
   writeJsonAtomic(path.join(dir, 'metrics.json'), { variant: spec.variants[0].id, seeds, ...flat, per_cell: Object.fromEntries(results.map((r) => [r.cell.id, r.metrics])) });
   writeJsonAtomic(path.join(dir, 'history.json'), Object.fromEntries(results.map((r) => [r.cell.id, r.history])));
   writeJsonAtomic(path.join(dir, 'provenance.json'), { experiment: spec.name, ...prov, cells: cellsProv });
-  writeFileAtomic(path.join(dir, 'report.md'), report(spec, o.preset, rows, results, prov, dir));
+  writeFileAtomic(path.join(dir, 'report.md'), report(spec, o.preset, rows, columns, results, prov, dir));
   return { missing: [], table: rows };
 }
 
-function report(spec: ExperimentSpec, preset: PresetName, rows: TableRow[], results: CellResult[], prov: Provenance, dir: string): string {
+function report(spec: ExperimentSpec, preset: PresetName, rows: TableRow[], columns: Column[], results: CellResult[], prov: Provenance, dir: string): string {
   const grids = spec.variants
     .map((v) => {
       const imgs = GRID_KINDS.map((k) => `grids/${v.id}-${k}.png`).filter((f) => fs.existsSync(path.join(dir, f)));
@@ -241,7 +299,7 @@ Machine: ${prov.machine}; backend ${prov.backend}; commit ${prov.commit}${prov.d
 Seeds: ${JSON.stringify(prov.seed)}. Table cells are mean ± std over seeds. The classifier score is the
 Inception-score formula with this experiment's encoder as the classifier, not an Inception score.
 
-${toMarkdown(rows, TABLE_COLUMNS)}
+${toMarkdown(rows, columns)}
 ## Sample grids (first seed)
 
 Rows are classes 0..9. classes: fresh noise per cell; level1: fixed z0 per row, z1 varies (coarse

@@ -101,19 +101,21 @@ export function presetConfig(experiment: ExperimentName, preset: PresetName, see
   if (experiment === 'mnist') {
     // At a few hundred steps Adam at the paper's 1e-4 leaves the entropy loss no time to act (Q is
     // still at chance when the generators have collapsed); 5e-4 and batch 32 give 4x the updates.
+    // The encoder gets 10 epochs (97% test accuracy, ~50 s): G0 learns to please *this* encoder, and
+    // with 3 epochs (94%) its digits pleased it (0.998) more than the authors' encoder (0.89).
     return {
       ...base,
       batchSize: 32,
       adam: { ...base.adam, lr: 5e-4 },
       stages: [
-        { kind: 'independent', epochs: 3 },
+        { kind: 'independent', epochs: 4 },
         { kind: 'joint', epochs: 1 },
       ],
       checkpointEvery: 100,
       logEvery: 50,
-      encoderEpochs: 3,
+      encoderEpochs: 10,
       scale:
-        'CPU quick preset: 3 independent + 1 joint epoch over the 8,000 embedded training digits (1,000 steps), batch 32, Adam lr 5e-4 (paper: 200 epochs of joint training on 60,000 digits, batch 100, lr 1e-4)',
+        'CPU quick preset: 4 independent + 1 joint epoch over the 8,000 embedded training digits (1,250 steps), batch 32, Adam lr 5e-4, encoder pre-trained for 10 epochs (paper: 200 epochs of joint training on 60,000 digits, batch 100, lr 1e-4)',
     };
   }
   return {

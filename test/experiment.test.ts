@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../lib/backend';
 import { Encoder, MNIST_ENCODER } from '../lib/encoder';
-import { ExperimentSpec, experimentCells, mergeExperiment, parseShard, runExperiment, shardCells } from '../lib/experiment';
+import { ExperimentSpec, availableJudges, cellConfig, experimentCells, mergeExperiment, parseShard, runExperiment, shardCells } from '../lib/experiment';
+import { presetConfig } from '../lib/presets';
 import { saveEncoderNpz } from '../lib/train-encoder';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -32,6 +33,33 @@ test('shards partition the cells; --shard is parsed strictly', () => {
   assert.deepEqual(parseShard('1/4'), { index: 1, count: 4 });
   assert.throws(() => parseShard('4/4'), /0 <= i < n/);
   assert.throws(() => parseShard('a/b'), /expected i\/n/);
+});
+
+test("an experiment's schedule replaces the preset's stages and scale, and the ablation still applies", () => {
+  const scheduled: ExperimentSpec = {
+    ...spec,
+    schedule: { quick: { stages: [{ kind: 'independent', epochs: 1 }, { kind: 'joint', epochs: 1 }], encoderEpochs: 2, scale: 'short grid' } },
+  };
+  const q = cellConfig(scheduled, 'quick', 3);
+  assert.deepEqual(q.stages, [{ kind: 'independent', epochs: 1 }, { kind: 'joint', epochs: 1 }]);
+  assert.equal(q.encoderEpochs, 2);
+  assert.equal(q.scale, 'short grid');
+  assert.equal(q.seed, 3);
+  assert.deepEqual(cellConfig(scheduled, 'quick', 3, { noJoint: true }).stages, [{ kind: 'independent', epochs: 2 }]);
+  assert.deepEqual(cellConfig(scheduled, 'smoke', 1), presetConfig('mnist', 'smoke', 1), 'no schedule for smoke: the preset as is');
+  assert.equal(scheduled.schedule!.quick!.stages[1].kind, 'joint', 'the spec itself is not modified');
+});
+
+test('external judges are used only when their files exist', () => {
+  const judged: ExperimentSpec = {
+    ...spec,
+    judges: [
+      { id: 'here', label: 'x', file: __filename },
+      { id: 'gone', label: 'y', file: path.join(os.tmpdir(), 'no-such-encoder.npz') },
+      { id: 'nomean', label: 'z', file: __filename, meanImage: path.join(os.tmpdir(), 'no-such-mean.npy') },
+    ],
+  };
+  assert.deepEqual(availableJudges(judged).map((j) => j.id), ['here']);
 });
 
 test('experiment grid', async (t) => {
@@ -66,11 +94,25 @@ test('experiment grid', async (t) => {
     }
     const table = JSON.parse(fs.readFileSync(path.join(dir, 'A', 'tiny-smoke', 'table.json'), 'utf8'));
     assert.equal(table.rows.length, 3, 'two variants and the real-data row');
+    assert.ok(!table.columns.some((c: { key: string }) => c.key.startsWith('again_')), 'no external judge, no column');
     assert.ok(typeof table.rows[0].class_consistency_mean === 'number');
     assert.ok(fs.existsSync(path.join(dir, 'A', 'tiny-smoke', 'grids', 'sgan-level0.png')));
     assert.ok(!fs.existsSync(path.join(dir, 'A', 'tiny-smoke', 'grids', 'dcgan-level1.png')), 'a single GAN has no level 1');
     const prov = JSON.parse(fs.readFileSync(path.join(dir, 'A', 'tiny-smoke', 'provenance.json'), 'utf8'));
     for (const k of ['command', 'seed', 'backend', 'preset', 'commit', 'scale']) assert.ok(k in prov, `provenance lacks ${k}`);
+  });
+
+  await t.test('an external judge adds its column; the grid\'s own encoder as judge agrees with the built-in one', async () => {
+    const judged: ExperimentSpec = { ...spec, variants: spec.variants.slice(0, 1), judges: [{ id: 'again', label: 'class consistency (same E again)', file: encoderFile }] };
+    const s = await runExperiment(judged, { ...common, seeds: [1], resultsRoot: path.join(dir, 'J'), runsRoot: path.join(dir, 'runsJ') });
+    assert.deepEqual(s.done, ['sgan-s1']);
+    const cell = JSON.parse(fs.readFileSync(path.join(dir, 'J', 'tiny-smoke', 'cells', 'sgan-s1.json'), 'utf8'));
+    assert.equal(cell.metrics.again_class_consistency, cell.metrics.class_consistency);
+    assert.equal(cell.metrics.again_classifier_score_mean, cell.metrics.classifier_score_mean);
+    assert.equal(cell.metrics.real_again_class_consistency, cell.metrics.real_class_consistency);
+    const table = JSON.parse(fs.readFileSync(path.join(dir, 'J', 'tiny-smoke', 'table.json'), 'utf8'));
+    assert.deepEqual(table.columns.at(-1), { key: 'again_class_consistency', label: 'class consistency (same E again)', digits: 3 });
+    assert.match(fs.readFileSync(path.join(dir, 'J', 'tiny-smoke', 'table.md'), 'utf8'), /class consistency \(same E again\)/);
   });
 
   await t.test('a rerun skips finished cells', async () => {
