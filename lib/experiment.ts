@@ -165,7 +165,8 @@ async function runCell(spec: ExperimentSpec, cell: Cell, o: ExperimentOptions, e
   trained.trainer.model.dispose();
   log(`[${spec.name}/${o.preset}] cell ${cell.id}: evaluating ${spec.evalSamples[o.preset]} samples`);
   const metrics: Record<string, unknown> = { ...(await evaluateCheckpoint({ checkpoint: runDir, n: spec.evalSamples[o.preset], seed: cell.seed, dataDir: o.dataDir, progress: o.progress })) };
-  for (const j of availableJudges(spec)) {
+  // An outside judge that is the grid's own encoder (e.g. --encoder with the authors' file) would only repeat it.
+  for (const j of availableJudges(spec).filter((j) => path.resolve(j.file) !== path.resolve(encoder.file))) {
     log(`[${spec.name}/${o.preset}] cell ${cell.id}: judging with ${j.file}`);
     const m = await evaluateCheckpoint({ checkpoint: runDir, n: spec.evalSamples[o.preset], seed: cell.seed, dataDir: o.dataDir, progress: o.progress, encoder: j.file, meanImage: j.meanImage });
     metrics[`${j.id}_judge`] = m.judge;

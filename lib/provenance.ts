@@ -25,7 +25,8 @@ export interface Provenance {
 export function gitCommit(cwd = process.cwd()): { commit: string; dirty: boolean } {
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    // results/ holds outputs, not code: a run that rewrites results/ is not thereby unreproducible.
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!results'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
     return { commit, dirty: status.trim().length > 0 };
   } catch {
     return { commit: 'unknown (not a git checkout)', dirty: false };
