@@ -103,7 +103,10 @@ test('experiment grid', async (t) => {
   });
 
   await t.test('an external judge adds its column; the grid\'s own encoder as judge agrees with the built-in one', async () => {
-    const judged: ExperimentSpec = { ...spec, variants: spec.variants.slice(0, 1), judges: [{ id: 'again', label: 'class consistency (same E again)', file: encoderFile }] };
+    // A copy: the grid's own encoder file itself is skipped as an outside judge (it would only repeat it).
+    const judgeFile = path.join(dir, 'judge-copy.npz');
+    fs.copyFileSync(encoderFile, judgeFile);
+    const judged: ExperimentSpec = { ...spec, variants: spec.variants.slice(0, 1), judges: [{ id: 'again', label: 'class consistency (same E again)', file: judgeFile }] };
     const s = await runExperiment(judged, { ...common, seeds: [1], resultsRoot: path.join(dir, 'J'), runsRoot: path.join(dir, 'runsJ') });
     assert.deepEqual(s.done, ['sgan-s1']);
     const cell = JSON.parse(fs.readFileSync(path.join(dir, 'J', 'tiny-smoke', 'cells', 'sgan-s1.json'), 'utf8'));
