@@ -21,6 +21,8 @@ export interface EncoderTrainConfig {
   seed: number;
   /** Random horizontal flips (CIFAR-10; digits must not be mirrored). */
   flips: boolean;
+  /** L2 penalty on the weight matrices (not biases), added to the loss; 0 or absent: none. */
+  weightDecay?: number;
 }
 
 export function encoderConfigFor(ds: ImageDataset): EncoderConfig {
@@ -43,6 +45,11 @@ export function meanImageOf(ds: ImageDataset): tf.Tensor4D {
   return tf.tensor4d(mean, [1, ds.height, ds.width, ds.channels]);
 }
 
+/** Sum of squares of a list of tensors. */
+function l2(ts: tf.Tensor[]): tf.Scalar {
+  return tf.addN(ts.map((t) => tf.sum(tf.square(t)))) as tf.Scalar;
+}
+
 /** Flip a random half of the batch left-right (seeded). */
 function randomFlips(x: tf.Tensor4D, seed: number): tf.Tensor4D {
   return tf.tidy(() => {
@@ -58,6 +65,8 @@ export async function trainEncoder(ds: ImageDataset, cfg: EncoderTrainConfig, op
   const opt = new Adam({ lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, enc.trainable());
   const spe = Math.floor(ds.n / cfg.batchSize);
   const total = spe * cfg.epochs;
+  const wd = cfg.weightDecay ?? 0;
+  const weights = [...opt.params.entries()].filter(([name]) => name.endsWith('.W')).map(([, v]) => v);
   const bar = opts.progress === false ? null : createProgress(`train-encoder ${ds.name}`, total);
   let lossSum: tf.Scalar = tf.scalar(0);
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
@@ -68,7 +77,10 @@ export async function trainEncoder(ds: ImageDataset, cfg: EncoderTrainConfig, op
       const x0 = imageBatch(ds, idx);
       const y = labelBatch(ds, idx);
       const x = cfg.flips ? randomFlips(x0, deriveSeed(cfg.seed, 'flip', step)) : x0;
-      const { value, grads } = namedGrads(() => crossEntropyLoss(enc.classify(x), y), opt.params);
+      const { value, grads } = namedGrads(() => {
+        const ce = crossEntropyLoss(enc.classify(x), y);
+        return wd > 0 ? (tf.add(ce, tf.mul(wd, l2(weights))) as tf.Scalar) : ce;
+      }, opt.params);
       opt.apply(grads);
       const next = tf.add(lossSum, value) as tf.Scalar;
       lossSum.dispose();

@@ -7,3 +7,4 @@ export { registerExperiment as experiment } from './experiment';
 export { registerBench as bench } from './bench';
 export { registerInceptionScore as inceptionScore } from './inception-score';
 export { registerEvaluate as evaluate } from './evaluate';
+export { registerProbeEntropy as probeEntropy } from './probe-entropy';
