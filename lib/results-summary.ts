@@ -81,6 +81,20 @@ function mnistQuick(r: ReturnType<typeof reader>): string[] {
       );
     }
   }
+  if (r.has('mnist-quick/entropy-probe/entropy-probe.json')) {
+    // Why the entropy loss has not acted: the bottom stack alone under the paper's loss and with losses switched off.
+    const probe = r.json('mnist-quick/entropy-probe/entropy-probe.json');
+    const pp = probe.provenance;
+    const table = r.text('mnist-quick/entropy-probe/entropy-probe.md').split('\n').filter((l) => l.startsWith('|'));
+    out.push(
+      `Why: \`${pp.command}\` (\`entropy-probe/\`, commit ${short(pp.commit)}, ${pp.backend}, ${f(pp.wallSeconds / 60, 0)} min) trains the bottom stack ` +
+        `alone (G0 conditioned on real fc3, D0 with Q0) from the same start under the paper's loss and with losses switched off. Scale: ${pp.scale}. ` +
+        `A Q0 error at ${f(1 / 12, 4)} means the images carry no trace of z0 that Q0 can read, so the entropy loss gives G0 nothing to follow:`,
+      '',
+      ...table,
+      '',
+    );
+  }
   return out;
 }
 

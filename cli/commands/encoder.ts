@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'path';
 import { DATASET_NAMES, DatasetName, Split, loadDataset } from '../../lib/datasets/dataset';
 import { encoderAccuracy, loadEncoder, saveEncoderNpz, trainEncoder } from '../../lib/train-encoder';
@@ -14,15 +14,20 @@ export function registerTrainEncoder(program: Command): void {
     .option('--epochs <n>', 'training epochs', intOption('--epochs', 1), 10)
     .option('--batch-size <n>', 'batch size', intOption('--batch-size', 1), 100)
     .option('--seed <n>', 'random seed', intOption('--seed', 0), 1)
-    .action(async (o: { dataset: DatasetName; dataDir?: string; out: string; epochs: number; batchSize: number; seed: number }) => {
+    .option('--weight-decay <l2>', 'L2 penalty on the weight matrices (smaller fc3 features)', (v: string) => {
+      const x = Number(v);
+      if (!(x >= 0 && x < 1)) throw new InvalidArgumentError(`--weight-decay must be in [0, 1), got "${v}"`);
+      return x;
+    }, 0)
+    .action(async (o: { dataset: DatasetName; dataDir?: string; out: string; epochs: number; batchSize: number; seed: number; weightDecay: number }) => {
       const backend = await startBackend();
       const train = loadDataset(o.dataset, { split: 'train', dataDir: o.dataDir });
       const t0 = Date.now();
-      const enc = await trainEncoder(train, { epochs: o.epochs, batchSize: o.batchSize, lr: 1e-3, seed: o.seed, flips: o.dataset === 'cifar10' });
+      const enc = await trainEncoder(train, { epochs: o.epochs, batchSize: o.batchSize, lr: 1e-3, seed: o.seed, flips: o.dataset === 'cifar10', weightDecay: o.weightDecay });
       await saveEncoderNpz(enc, o.out);
       const test = loadDataset(o.dataset, { split: 'test', dataDir: o.dataDir });
       const accuracy = await encoderAccuracy(enc, test);
-      printJsonLine({ dataset: o.dataset, out: path.resolve(o.out), epochs: o.epochs, seed: o.seed, backend, test_n: test.n, test_accuracy: accuracy, seconds: (Date.now() - t0) / 1000 });
+      printJsonLine({ dataset: o.dataset, out: path.resolve(o.out), epochs: o.epochs, seed: o.seed, weight_decay: o.weightDecay, backend, test_n: test.n, test_accuracy: accuracy, seconds: (Date.now() - t0) / 1000 });
     });
 }
 
