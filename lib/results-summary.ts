@@ -81,20 +81,25 @@ function mnistQuick(r: ReturnType<typeof reader>): string[] {
       );
     }
   }
-  if (r.has('mnist-quick/entropy-probe/entropy-probe.json')) {
-    // Why the entropy loss has not acted: the bottom stack alone under the paper's loss and with losses switched off.
-    const probe = r.json('mnist-quick/entropy-probe/entropy-probe.json');
-    const pp = probe.provenance;
-    const table = r.text('mnist-quick/entropy-probe/entropy-probe.md').split('\n').filter((l) => l.startsWith('|'));
+  // Why the entropy loss has not acted: the bottom stack alone under the paper's loss and with losses
+  // switched off (entropy-probe/), and the paper's loss alone for longer (entropy-probe-long/).
+  ['entropy-probe', 'entropy-probe-long'].forEach((dir, k) => {
+    if (!r.has(`mnist-quick/${dir}/entropy-probe.json`)) return;
+    const pp = r.json(`mnist-quick/${dir}/entropy-probe.json`).provenance;
+    const table = r.text(`mnist-quick/${dir}/entropy-probe.md`).split('\n').filter((l) => l.startsWith('|'));
+    const what =
+      k === 0
+        ? "trains the bottom stack alone (G0 conditioned on real fc3, D0 with Q0) from the same start under the paper's loss and with losses switched off"
+        : 'trains the same bottom stack for longer';
     out.push(
-      `Why: \`${pp.command}\` (\`entropy-probe/\`, commit ${short(pp.commit)}, ${pp.backend}, ${f(pp.wallSeconds / 60, 0)} min) trains the bottom stack ` +
-        `alone (G0 conditioned on real fc3, D0 with Q0) from the same start under the paper's loss and with losses switched off. Scale: ${pp.scale}. ` +
-        `A Q0 error at ${f(1 / 12, 4)} means the images carry no trace of z0 that Q0 can read, so the entropy loss gives G0 nothing to follow:`,
+      `${k === 0 ? 'Why' : 'Longer'}: \`${pp.command}\` (\`${dir}/\`, commit ${short(pp.commit)}, ${pp.backend}, ${f(pp.wallSeconds / 60, 0)} min) ${what}. ` +
+        `Scale: ${pp.scale}.` +
+        (k === 0 ? ` A Q0 error at ${f(1 / 12, 4)} means the images carry no trace of z0 that Q0 can read, so the entropy loss gives G0 nothing to follow:` : ''),
       '',
       ...table,
       '',
     );
-  }
+  });
   return out;
 }
 
