@@ -15,13 +15,12 @@
  * losses switched off: which losses keep Q0 at chance for a whole CPU-scale run.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Adam } from './adam';
 import { ImageDataset, epochPermutation, imageBatch, labelBatch } from './datasets/dataset';
 import { Encoder } from './encoder';
 import { meanStdAcrossSamples } from './metrics/diversity';
-import { LossWeights, TrainConfig } from './presets';
+import { LossWeights, PAPER_WEIGHTS, TrainConfig } from './presets';
 import { NUM_CLASSES, SGAN, modelConfig } from './sgan';
-import { Trainer, trainStep } from './train';
+import { createTrainer, trainStep } from './train';
 
 export interface ProbeVariant {
   id: string;
@@ -29,12 +28,19 @@ export interface ProbeVariant {
   weights: LossWeights;
 }
 
+/** The paper's weights with some losses switched off. */
+const without = (...off: Array<keyof LossWeights>): LossWeights => {
+  const w = { ...PAPER_WEIGHTS };
+  for (const k of off) w[k] = 0;
+  return w;
+};
+
 export const ENTROPY_PROBE_VARIANTS: readonly ProbeVariant[] = [
-  { id: 'paper', label: 'adv + cond + ent (paper)', weights: { adv: 1, cond: 1, ent: 10 } },
-  { id: 'no-entropy', label: 'adv + cond', weights: { adv: 1, cond: 1, ent: 0 } },
-  { id: 'adv-ent', label: 'adv + ent', weights: { adv: 1, cond: 0, ent: 10 } },
-  { id: 'cond-ent', label: 'cond + ent', weights: { adv: 0, cond: 1, ent: 10 } },
-  { id: 'ent-only', label: 'ent only', weights: { adv: 0, cond: 0, ent: 10 } },
+  { id: 'paper', label: 'adv + cond + ent (paper)', weights: without() },
+  { id: 'no-entropy', label: 'adv + cond', weights: without('ent') },
+  { id: 'adv-ent', label: 'adv + ent', weights: without('cond') },
+  { id: 'cond-ent', label: 'cond + ent', weights: without('adv') },
+  { id: 'ent-only', label: 'ent only', weights: without('adv', 'cond') },
 ];
 
 /** Q0's error when it has learned nothing: E[(z - 1/2)^2] for z ~ U[0,1]. */
@@ -94,17 +100,23 @@ export async function probeBottomStack(
   const cfg: TrainConfig = { ...base, weights: { ...variant.weights } };
   // The paper's model with its bottom stack only: G0 (z0, fc3) -> x, D0/Q0.
   const paper = modelConfig(cfg.experiment === 'mnist' ? 'mnist' : 'cifar', null);
-  const m = new SGAN({ ...paper, stacks: [paper.stacks[0]] }, encoder, cfg.seed);
-  const t: Trainer = {
-    model: m,
-    gOpt: new Adam(cfg.adam, m.params('G')),
-    dOpt: new Adam(cfg.adam, m.params('D', { withQ: cfg.weights.ent > 0 })),
-    cfg,
-  };
+  const t = createTrainer(cfg, encoder, { ...paper, stacks: [paper.stacks[0]] });
+  const m = t.model;
   const window = Math.max(1, Math.min(opts.window ?? 50, Math.floor(opts.steps / 2)));
   const perEpoch = Math.floor(data.n / cfg.batchSize);
   if (perEpoch < 1) throw new Error(`probe: batch size ${cfg.batchSize} is larger than the dataset (${data.n} images)`);
   const q0: number[] = [];
+  // Losses stay on the device and are read back once per `window` steps, not once per step.
+  let pending: tf.Tensor1D[] = [];
+  const readBack = async (lastStep: number) => {
+    const stacked = tf.stack(pending);
+    const v = (await stacked.data()) as Float32Array;
+    tf.dispose([stacked, ...pending]);
+    if (!v.every(Number.isFinite)) throw new Error(`probe ${variant.id}: a loss is not finite by step ${lastStep}`);
+    // Each row: D0, G0.adv, G0.cond, G0.ent (see lossNames).
+    for (let r = 0; r < pending.length; r++) q0.push(v[r * 4 + 3]);
+    pending = [];
+  };
   let perm: Uint32Array | null = null;
   for (let step = 0; step < opts.steps; step++) {
     const epoch = Math.floor(step / perEpoch);
@@ -113,12 +125,9 @@ export async function probeBottomStack(
     const idx = perm.subarray(b * cfg.batchSize, (b + 1) * cfg.batchSize);
     const x = imageBatch(data, idx);
     const y = labelBatch(data, idx);
-    const losses = trainStep(t, 'independent', x, y, step);
-    // losses: D0, G0.adv, G0.cond, G0.ent (see lossNames)
-    const v = await losses.data();
-    if (!v.every(Number.isFinite)) throw new Error(`probe ${variant.id}: a loss is not finite at step ${step + 1}: ${Array.from(v).join(', ')}`);
-    q0.push(v[3]);
-    tf.dispose([x, y, losses]);
+    pending.push(trainStep(t, 'independent', x, y, step));
+    tf.dispose([x, y]);
+    if (pending.length === window || step + 1 === opts.steps) await readBack(step + 1);
     opts.onStep?.(step + 1);
   }
   const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;

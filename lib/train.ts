@@ -211,9 +211,10 @@ export function trainStep(t: Trainer, stage: StageKind, x01: tf.Tensor4D, labels
 // ---------------------------------------------------------------------------------------------
 // Building, saving and restoring a run.
 
-export function createTrainer(cfg: TrainConfig, encoder: Encoder): Trainer {
+/** A trainer for cfg's model (the SGAN or its baseline), or for `modelCfg` when given (the entropy probe's bottom stack). */
+export function createTrainer(cfg: TrainConfig, encoder: Encoder, modelCfg?: ModelConfig): Trainer {
   const arch = cfg.experiment === 'mnist' ? 'mnist' : 'cifar';
-  const model = new SGAN(modelConfig(arch, cfg.baseline), encoder, cfg.seed);
+  const model = new SGAN(modelCfg ?? modelConfig(arch, cfg.baseline), encoder, cfg.seed);
   // Q heads get no gradient without the entropy loss: leave them out of D's optimiser.
   const gOpt = new Adam(cfg.adam, model.params('G'));
   const dOpt = new Adam(cfg.adam, model.params('D', { withQ: cfg.weights.ent > 0 }));

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic';
 import { loadDataset } from '../../lib/datasets/dataset';
-import { ENTROPY_PROBE_VARIANTS, ProbeResult, probeBottomStack, probeTable } from '../../lib/entropy-probe';
+import { ENTROPY_PROBE_VARIANTS, ProbeResult, Q0_CHANCE, probeBottomStack, probeTable } from '../../lib/entropy-probe';
 import { EXPERIMENTS, ExperimentName, PRESETS, PresetName, presetConfig } from '../../lib/presets';
 import { createProgress } from '../../lib/progress';
 import { provenance } from '../../lib/provenance';
@@ -65,7 +65,7 @@ export function registerProbeEntropy(program: Command): void {
         `# Entropy probe: ${o.experiment}, preset ${o.preset}`,
         '',
         `G0 conditioned on the real fc3 of training images (encoder ${path.relative(process.cwd(), source) || source}), trained alone for ${o.steps} steps per row from the same initial weights and batches.`,
-        `Q0 error at chance: ${(1 / 12).toFixed(4)} (z0 ~ U[0,1] predicted as 0.5). Level-0 diversity: pixel std across 20 draws of z0 for one real fc3 per class.`,
+        `Q0 error at chance: ${Q0_CHANCE.toFixed(4)} (z0 ~ U[0,1] predicted as 0.5). Level-0 diversity: pixel std across 20 draws of z0 for one real fc3 per class.`,
         '',
         probeTable(rows),
         `Command: \`${prov.command}\` · seed ${o.seed} · backend ${backend} · commit ${prov.commit}${prov.dirty ? ' (dirty)' : ''} · ${prov.machine} · ${Math.round(prov.wallSeconds ?? 0)} s`,
