@@ -1,6 +1,13 @@
 /**
- * Adam (Kingma & Ba), in the form of Lasagne's adam() that the authors used:
- *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+ * Adam (Kingma & Ba). Two forms, which differ only in where eps goes:
+ *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  a_t = lr * sqrt(1-b2^t)/(1-b1^t)
+ *   outside the root (Kingma & Ba's "efficient" form, Lasagne, tfjs):  p -= a_t * m / (sqrt(v) + eps)
+ *   inside the root (the authors' nn.adam_updates, from Improved GAN;  p -= lr * m^ / sqrt(v^ + eps)
+ *     epsInsideSqrt), with m^ = m/(1-b1^t), v^ = v/(1-b2^t)
+ * The difference is not cosmetic: with eps = 1e-8 inside, a weight whose gradients are much smaller
+ * than sqrt(eps) = 1e-4 moves by ~lr * g / 1e-4 (like SGD) instead of by ~lr (Adam's normalised
+ * step), so the tiny gradients that reach G through D at initialisation do not push every weight of G
+ * by a full step.
  * Written here rather than using tf.train.adam because a checkpoint must restore it bit for bit:
  * tfjs's Adam keys its moments by position and, on restore, recomputes beta^t by pow() instead of the
  * running product it uses otherwise, so a resumed run drifts from an unbroken one in the last bits.
@@ -14,9 +21,12 @@ export interface AdamConfig {
   beta1: number;
   beta2: number;
   eps: number;
+  /** eps inside the square root (the authors' GAN optimiser) instead of outside it. */
+  epsInsideSqrt?: boolean;
 }
 
-export const PAPER_ADAM: AdamConfig = { lr: 1e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
+/** The authors' GAN optimiser (nn.adam_updates, called with mom1=0.5). */
+export const PAPER_ADAM: AdamConfig = { lr: 1e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, epsInsideSqrt: true };
 
 export class Adam {
   step = 0;
@@ -40,6 +50,9 @@ export class Adam {
     this.step += 1;
     const { beta1, beta2, eps } = this.cfg;
     const a = Adam.stepSize(this.cfg, this.step);
+    // Inside the root: m^ / sqrt(v^ + eps) = sqrt(1-b2^t) * m^ / sqrt(v + eps*(1-b2^t)), the factor
+    // folded into `a` as in the other form.
+    const epsInside = this.cfg.epsInsideSqrt ? eps * (1 - Math.pow(beta2, this.step)) : 0;
     tf.tidy(() => {
       for (const [name, g] of grads) {
         const p = this.params.get(name);
@@ -50,7 +63,8 @@ export class Adam {
         const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
         m.assign(mNew);
         v.assign(vNew);
-        p.assign(tf.sub(p, tf.mul(tf.div(mNew, tf.add(tf.sqrt(vNew), eps)), a)));
+        const denom = this.cfg.epsInsideSqrt ? tf.sqrt(tf.add(vNew, epsInside)) : tf.add(tf.sqrt(vNew), eps);
+        p.assign(tf.sub(p, tf.mul(tf.div(mNew, denom), a)));
       }
     });
   }

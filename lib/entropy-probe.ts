@@ -26,6 +26,8 @@ export interface ProbeVariant {
   id: string;
   label: string;
   weights: LossWeights;
+  /** Train with the entropy loss alone for the probe's `warmupSteps` first (TrainConfig.entropyWarmupSteps). */
+  warmup?: boolean;
 }
 
 /** The paper's weights with some losses switched off. */
@@ -41,6 +43,7 @@ export const ENTROPY_PROBE_VARIANTS: readonly ProbeVariant[] = [
   { id: 'adv-ent', label: 'adv + ent', weights: without('cond') },
   { id: 'cond-ent', label: 'cond + ent', weights: without('adv') },
   { id: 'ent-only', label: 'ent only', weights: without('adv', 'cond') },
+  { id: 'warmup', label: 'ent only, then adv + cond + ent', weights: without(), warmup: true },
 ];
 
 /** Q0's error when it has learned nothing: E[(z - 1/2)^2] for z ~ U[0,1]. */
@@ -50,10 +53,14 @@ export interface ProbeResult {
   id: string;
   label: string;
   weights: LossWeights;
+  /** Steps of entropy-only training at the start (0: none). */
+  warmup_steps: number;
   steps: number;
   window: number;
   q0_loss_start: number | null;
   q0_loss_end: number | null;
+  /** Q0's mean error over each successive window of steps (empty without the entropy loss). */
+  q0_loss_by_window: number[];
   q0_chance: number;
   level0_diversity: number;
   seconds: number;
@@ -94,10 +101,14 @@ export async function probeBottomStack(
   encoder: Encoder,
   variant: ProbeVariant,
   base: TrainConfig,
-  opts: { steps: number; window?: number; samples?: number; onStep?: (done: number) => void },
+  opts: { steps: number; warmupSteps?: number; window?: number; samples?: number; onStep?: (done: number) => void },
 ): Promise<ProbeResult> {
   const started = Date.now();
-  const cfg: TrainConfig = { ...base, weights: { ...variant.weights } };
+  const warmup = variant.warmup ? opts.warmupSteps ?? 0 : 0;
+  if (variant.warmup && !(warmup > 0 && warmup < opts.steps)) {
+    throw new Error(`probe ${variant.id}: warm-up steps must be between 1 and steps - 1 (${opts.steps - 1}), found ${opts.warmupSteps}`);
+  }
+  const cfg: TrainConfig = { ...base, weights: { ...variant.weights }, entropyWarmupSteps: warmup };
   // The paper's model with its bottom stack only: G0 (z0, fc3) -> x, D0/Q0.
   const paper = modelConfig(cfg.experiment === 'mnist' ? 'mnist' : 'cifar', null);
   const t = createTrainer(cfg, encoder, { ...paper, stacks: [paper.stacks[0]] });
@@ -140,12 +151,14 @@ export async function probeBottomStack(
   t.dOpt.dispose();
   return {
     id: variant.id,
-    label: variant.label,
+    label: warmup ? `ent only for ${warmup} steps, then adv + cond + ent` : variant.label,
     weights: cfg.weights,
+    warmup_steps: warmup,
     steps: opts.steps,
     window,
     q0_loss_start: trained ? mean(q0.slice(0, window)) : null,
     q0_loss_end: trained ? mean(q0.slice(-window)) : null,
+    q0_loss_by_window: trained ? Array.from({ length: Math.ceil(q0.length / window) }, (_, k) => mean(q0.slice(k * window, (k + 1) * window))) : [],
     q0_chance: Q0_CHANCE,
     level0_diversity: div,
     seconds: (Date.now() - started) / 1000,

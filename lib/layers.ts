@@ -142,6 +142,8 @@ export interface Mode {
 /**
  * Batch norm as in the authors' code: batch mean and (biased) variance over all axes but the last,
  * eps 1e-6, learned scale and shift, running averages with momentum 0.9 for deterministic sampling.
+ * Like theirs, the running variance averages the batch variance times n/(n-1), n the batch size (also
+ * for conv maps, where the variance is over n*h*w values).
  *
  * In training the layer has its own gradient (tf.customGrad) instead of tfjs differentiating
  * tf.moments and the normalisation op by op: the same function and the same forward values, but
@@ -176,7 +178,7 @@ export class BatchNorm implements Module {
       const mean = tf.mean(input, axes);
       const centred = tf.sub(input, mean);
       const variance = tf.mean(tf.square(centred), axes);
-      if (updateStats) this.updateRunning(mean, variance);
+      if (updateStats) this.updateRunning(mean, variance, input.shape[0]);
       const rstd = tf.rsqrt(tf.add(variance, BatchNorm.EPS));
       const scale = tf.mul(gamma, rstd);
       save([centred, rstd, scale]);
@@ -196,12 +198,13 @@ export class BatchNorm implements Module {
     const f = tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0]);
     return f(x, this.gamma, this.beta) as T;
   }
-  private updateRunning(mean: tf.Tensor, variance: tf.Tensor): void {
+  private updateRunning(mean: tf.Tensor, variance: tf.Tensor, batch: number): void {
     const m = BatchNorm.MOMENTUM;
+    const unbias = batch > 1 ? batch / (batch - 1) : 1;
     // assign() is not recorded on the gradient tape: the running averages are data, not parameters.
     tf.tidy(() => {
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, m), tf.mul(mean, 1 - m)));
-      this.runningVar.assign(tf.add(tf.mul(this.runningVar, m), tf.mul(variance, 1 - m)));
+      this.runningVar.assign(tf.add(tf.mul(this.runningVar, m), tf.mul(variance, (1 - m) * unbias)));
     });
   }
   trainable(): NamedVariables {

@@ -26,7 +26,7 @@ import {
   labelConditionalLoss,
 } from './losses';
 import { Repr } from './models/types';
-import { StageKind, TrainConfig } from './presets';
+import { StageKind, TrainConfig, lossWeightsAt } from './presets';
 import { createProgress, Progress } from './progress';
 import { ModelConfig, NUM_CLASSES, SGAN, modelConfig } from './sgan';
 import { SeedStream, deriveSeed } from './seed';
@@ -150,7 +150,7 @@ export interface Trainer {
  */
 export function trainStep(t: Trainer, stage: StageKind, x01: tf.Tensor4D, labels: tf.Tensor1D, step: number): tf.Tensor1D {
   const { model: m, cfg } = t;
-  const w = cfg.weights;
+  const w = lossWeightsAt(cfg, step);
   const form = m.cfg.adversarial;
   return tf.tidy(() => {
     const real = realBatch(m, x01, labels);

@@ -24,7 +24,7 @@ test('entropy probe', async (t) => {
     assert.throws(() => firstOfEachClass(noNines), /no image of class 9/);
   });
 
-  await t.test('the five weightings are the paper\'s and the paper\'s with losses switched off', () => {
+  await t.test('the weightings are the paper\'s and the paper\'s with losses switched off', () => {
     assert.deepEqual(variant('paper').weights, { adv: 1, cond: 1, ent: 10 });
     for (const v of ENTROPY_PROBE_VARIANTS) {
       assert.ok(Object.entries(v.weights).every(([k, w]) => w === 0 || w === variant('paper').weights[k as 'adv']), v.id);
@@ -50,6 +50,20 @@ test('entropy probe', async (t) => {
     const md = probeTable([a, n]);
     assert.match(md, /\| adv \+ cond \+ ent \(paper\) \| 3 \|/);
     assert.match(md, /\| adv \+ cond \| 3 \| n\/a/);
+  });
+
+  await t.test('the warm-up weighting trains exactly like "ent only" for its first steps, then like the paper', async () => {
+    const opts = { steps: 4, warmupSteps: 2, samples: 4 };
+    const w = await probeBottomStack(data, enc, variant('warmup'), base, opts);
+    const e = await probeBottomStack(data, enc, variant('ent-only'), base, opts);
+    assert.equal(w.warmup_steps, 2);
+    assert.equal(e.warmup_steps, 0, 'only the warm-up weighting warms up');
+    assert.equal(w.window, 2);
+    assert.equal(w.q0_loss_start, e.q0_loss_start, 'first two steps: entropy loss alone in both');
+    assert.notEqual(w.q0_loss_end, e.q0_loss_end, 'after the warm-up the adversarial and conditional losses are on');
+    assert.deepEqual(w.weights, { adv: 1, cond: 1, ent: 10 });
+    assert.match(probeTable([w]), /\| ent only for 2 steps, then adv \+ cond \+ ent \| 4 \|/);
+    await assert.rejects(probeBottomStack(data, enc, variant('warmup'), base, { steps: 4, warmupSteps: 4 }), /warm-up steps must be between 1 and steps - 1 \(3\), found 4/);
   });
   enc.dispose();
 });

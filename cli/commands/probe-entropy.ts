@@ -17,6 +17,7 @@ interface ProbeOpts {
   preset: PresetName;
   seed: number;
   steps: number;
+  warmup: number;
   variants: string[];
   dataDir?: string;
   encoder?: string;
@@ -32,6 +33,7 @@ export function registerProbeEntropy(program: Command): void {
     .option('--preset <name>', `batch size, Adam and encoder of this preset (${PRESETS.join('|')})`, choiceOption('preset', PRESETS), 'quick')
     .option('--seed <n>', 'random seed', intOption('--seed', 0), 1)
     .option('--steps <n>', 'training steps per weighting', intOption('--steps', 2), 300)
+    .option('--warmup <n>', "entropy-only steps at the start of the 'warmup' weighting", intOption('--warmup', 1), 200)
     .option('--variants <list>', `comma-separated, from ${VARIANT_IDS.join(',')}`, choiceListOption('--variants', VARIANT_IDS), VARIANT_IDS)
     .option('--data-dir <dir>', 'dataset folder (MNIST defaults to the 10,000 embedded digits)')
     .option('--encoder <file.npz>', "encoder to condition on (default: the experiment run's, runs/<experiment>-<preset>/encoder.npz, pre-trained there if absent)")
@@ -52,7 +54,7 @@ export function registerProbeEntropy(program: Command): void {
       const bar = createProgress(`probe-entropy ${o.experiment}/${o.preset}`, todo.length * o.steps);
       let done = 0;
       for (const v of todo) {
-        const r = await probeBottomStack(data, encoder, v, base, { steps: o.steps, onStep: (k) => bar.update(done + k, { variant: v.id }) });
+        const r = await probeBottomStack(data, encoder, v, base, { steps: o.steps, warmupSteps: o.warmup, onStep: (k) => bar.update(done + k, { variant: v.id }) });
         done += o.steps;
         // One file per weighting, written whole: a killed probe resumes at the first missing one.
         writeJsonAtomic(cellFile(v.id), { result: r, ...provenance({ seed: o.seed, backend, preset: o.preset, scale: base.scale }) });
