@@ -45,6 +45,8 @@ export interface ExperimentSpec {
 
 export interface ScheduleOverride {
   stages: StageSpec[];
+  /** Cap on batches per epoch (null: the whole training set); the preset's when absent. */
+  batchesPerEpoch?: number | null;
   encoderEpochs?: number;
   scale: string;
 }
@@ -142,6 +144,7 @@ export function cellConfig(spec: ExperimentSpec, preset: PresetName, seed: numbe
   const schedule = spec.schedule?.[preset];
   if (schedule) {
     cfg.stages = schedule.stages.map((st) => ({ ...st }));
+    if (schedule.batchesPerEpoch !== undefined) cfg.batchesPerEpoch = schedule.batchesPerEpoch;
     if (schedule.encoderEpochs !== undefined) cfg.encoderEpochs = schedule.encoderEpochs;
     cfg.scale = schedule.scale;
   }

@@ -48,6 +48,9 @@ test("an experiment's schedule replaces the preset's stages and scale, and the a
   assert.deepEqual(cellConfig(scheduled, 'quick', 3, { noJoint: true }).stages, [{ kind: 'independent', epochs: 2 }]);
   assert.deepEqual(cellConfig(scheduled, 'smoke', 1), presetConfig('mnist', 'smoke', 1), 'no schedule for smoke: the preset as is');
   assert.equal(scheduled.schedule!.quick!.stages[1].kind, 'joint', 'the spec itself is not modified');
+  assert.equal(q.batchesPerEpoch, presetConfig('mnist', 'quick', 3).batchesPerEpoch, 'no cap in the schedule: the preset\'s');
+  const whole = cellConfig({ ...spec, schedule: { quick: { ...scheduled.schedule!.quick!, batchesPerEpoch: null } } }, 'quick', 3);
+  assert.equal(whole.batchesPerEpoch, null, 'a schedule can lift the preset\'s cap on batches per epoch');
 });
 
 test('external judges are used only when their files exist', () => {

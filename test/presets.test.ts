@@ -26,3 +26,13 @@ test('--no-entropy switches the entropy loss and its warm-up off; other switches
   assert.equal(applyAblation(cfg, { noJoint: true }).entropyWarmupSteps, 200);
   assert.equal(cfg.weights.ent, 10, 'applyAblation leaves its input alone');
 });
+
+test('step counts: MNIST quick preset 800 steps, the quick ablation grid 500 per cell (8,000 training digits)', async () => {
+  const { totalSteps } = await import('../lib/train');
+  const { cellConfig } = await import('../lib/experiment');
+  const { ablation } = await import('../experiments/ablation');
+  assert.equal(totalSteps(presetConfig('mnist', 'quick', 1), 8000), 800);
+  assert.equal(totalSteps(cellConfig(ablation('mnist'), 'quick', 1), 8000), 500);
+  assert.equal(totalSteps(cellConfig(ablation('mnist'), 'quick', 1, { noJoint: true }), 8000), 500);
+  assert.equal(totalSteps(presetConfig('mnist', 'paper', 1), 60000), 120000, "the paper's 200 epochs of 600 batches");
+});
