@@ -37,7 +37,7 @@ export function ablation(dataset: ExperimentName = 'mnist'): ExperimentSpec {
               ],
               batchesPerEpoch: null,
               scale:
-                'CPU quick ablation: 1 independent + 1 joint epoch over the 8,000 embedded training digits (500 steps; single-GAN and no-joint rows: 2 independent epochs), batch 32, Adam lr 5e-4, encoder pre-trained for 10 epochs (paper: 200 epochs on 60,000 digits, batch 100, lr 1e-4)',
+                'CPU quick ablation: 1 independent + 1 joint epoch over the 8,000 embedded training digits (500 steps; single-GAN and no-joint rows: 2 independent epochs), batch 32, Adam lr 1e-3 (the authors\' form, eps inside the root), encoder pre-trained for 10 epochs (paper: 200 epochs on 60,000 digits, batch 100, lr 1e-4)',
             },
           }
         : undefined,

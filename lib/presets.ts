@@ -108,7 +108,10 @@ export function presetConfig(experiment: ExperimentName, preset: PresetName, see
   // quick: what fits in minutes on a 2-core CPU.
   if (experiment === 'mnist') {
     // At a few hundred steps Adam at the paper's 1e-4 leaves the generators too little time to make
-    // digits; 5e-4 and batch 32 give 4x the updates of the paper's settings per image.
+    // digits; batch 32 gives 3x the updates per image and lr 1e-3 larger ones. With the authors' Adam
+    // (eps inside the root, so weights with tiny gradients move less than a full step) lr 1e-3 is what
+    // 800 steps need: measured at 800 steps, seed 1, the authors' encoder judging 1,000 samples, class
+    // consistency 0.869 at lr 5e-4, 0.875 at lr 5e-4 with eps outside the root, 0.933 at lr 1e-3.
     // 800 steps (3 independent + 1 joint epoch of 200 batches, each epoch a fresh random 6,400 of the
     // 8,000 digits) keep `npm start` under 15 minutes on a slow 2-core machine (0.75 s per step).
     // The encoder gets 10 epochs (97% test accuracy): G0 learns to please *this* encoder, and with 3
@@ -116,7 +119,7 @@ export function presetConfig(experiment: ExperimentName, preset: PresetName, see
     return {
       ...base,
       batchSize: 32,
-      adam: { ...base.adam, lr: 5e-4 },
+      adam: { ...base.adam, lr: 1e-3 },
       stages: [
         { kind: 'independent', epochs: 3 },
         { kind: 'joint', epochs: 1 },
@@ -126,7 +129,7 @@ export function presetConfig(experiment: ExperimentName, preset: PresetName, see
       logEvery: 50,
       encoderEpochs: 10,
       scale:
-        "CPU quick preset: 3 independent + 1 joint epoch of 200 batches of 32 from the 8,000 embedded training digits (800 steps), Adam lr 5e-4 (the authors' form, eps inside the root), encoder pre-trained for 10 epochs (paper: 200 epochs of joint training on 60,000 digits, batch 100, lr 1e-4)",
+        "CPU quick preset: 3 independent + 1 joint epoch of 200 batches of 32 from the 8,000 embedded training digits (800 steps), Adam lr 1e-3 (the authors' form, eps inside the root), encoder pre-trained for 10 epochs (paper: 200 epochs of joint training on 60,000 digits, batch 100, lr 1e-4)",
     };
   }
   return {
