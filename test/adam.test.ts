@@ -9,9 +9,10 @@ import { Adam, AdamConfig, PAPER_ADAM } from '../lib/adam';
 async function oneStep(cfg: AdamConfig, g: number): Promise<number> {
   const p = tf.variable(tf.scalar(0));
   const opt = new Adam(cfg, new Map([['p', p]]));
-  opt.apply(new Map([['p', tf.scalar(g)]]));
+  const grad = tf.scalar(g);
+  opt.apply(new Map([['p', grad]]));
   const v = (await p.data())[0];
-  tf.dispose([p, ...opt.state().values()]);
+  tf.dispose([p, grad, ...opt.state().values()]);
   return v;
 }
 
@@ -41,7 +42,9 @@ test('Adam inside the root: the second step matches the formula with bias correc
   let v = 0;
   let expected = 0;
   gs.forEach((g, i) => {
-    opt.apply(new Map([['p', tf.scalar(g)]]));
+    const grad = tf.scalar(g);
+    opt.apply(new Map([['p', grad]]));
+    grad.dispose();
     const t = i + 1;
     m = 0.5 * m + 0.5 * g;
     v = 0.999 * v + 0.001 * g * g;
